@@ -1,0 +1,109 @@
+"""Checkpoints in `train_dir`, named `checkpoint-<global_step>` as the release's
+(REFERENCE.md §5), each carrying the normalisation statistics so that testing or
+inference elsewhere needs nothing but the directory (REFERENCE.md §1).
+
+Files per checkpoint: checkpoint-<step>.index, checkpoint-<step>.data-00000-of-00001,
+plus the `checkpoint` state file and `config.json` (the architecture flags).
+TensorFlow writes each checkpoint to temporary files and renames them into place, and
+the state file is updated only after that, so a kill mid-save leaves the previous
+checkpoint as the latest readable one.
+"""
+
+import glob
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from mdm import config as config_lib
+from mdm.errors import UserError
+from mdm.normalization import NormStats
+
+PREFIX = "checkpoint"
+CONFIG_FILE = "config.json"
+_STEP_PATTERN = re.compile(r"checkpoint-(\d+)\.index$")
+
+
+class StatsModule(tf.Module):
+    """The normalisation statistics as checkpointed variables."""
+
+    def __init__(self, stats=None):
+        super().__init__(name="normalization")
+        shapes = {"mean_2d": (16, 2), "std_2d": (16, 2), "mean_3d": (17, 3), "std_3d": (17, 3)}
+        arrays = stats.as_arrays() if stats is not None else {
+            name: np.zeros(shape) for name, shape in shapes.items()}
+        self.values = {name: tf.Variable(arrays[name], dtype=tf.float64, trainable=False,
+                                         name=name) for name in shapes}
+
+    def stats(self):
+        return NormStats.from_arrays({name: var.numpy() for name, var in self.values.items()})
+
+
+def available_steps(directory):
+    """Sorted global steps of the complete checkpoints in `directory`."""
+    steps = []
+    for path in glob.glob(os.path.join(directory, f"{PREFIX}-*.index")):
+        match = _STEP_PATTERN.search(os.path.basename(path))
+        if match and glob.glob(path[: -len(".index")] + ".data-*"):
+            steps.append(int(match.group(1)))
+    return sorted(steps)
+
+
+def checkpoint_path(directory, step):
+    """The prefix of checkpoint `step`, or a UserError listing the ones that exist."""
+    steps = available_steps(directory)
+    if step not in steps:
+        found = ", ".join(str(s) for s in steps) if steps else "none"
+        raise UserError(f"no checkpoint-{step} in {directory} (available steps: {found})")
+    return os.path.join(directory, f"{PREFIX}-{step}")
+
+
+class CheckpointStore:
+    """Saves and restores model, optimizer, epoch counter and statistics together."""
+
+    def __init__(self, directory, model, optimizer=None, stats=None, max_to_keep=5):
+        self.directory = directory
+        self.stats_module = StatsModule(stats)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        parts = {"model": model, "normalization": self.stats_module, "epoch": self.epoch}
+        if optimizer is not None:
+            parts["optimizer"] = optimizer
+        self.checkpoint = tf.train.Checkpoint(**parts)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=max_to_keep, checkpoint_name=PREFIX)
+
+    def save(self, step, epoch):
+        self.epoch.assign(epoch)
+        return self.manager.save(checkpoint_number=step)
+
+    def restore(self, path, partial=False):
+        """Restore `path`; `partial` allows leaving the optimizer out (testing)."""
+        status = self.checkpoint.restore(path)
+        if partial:
+            status.expect_partial()
+        else:
+            status.assert_existing_objects_matched()
+        return int(self.epoch.numpy())
+
+    def stats(self):
+        return self.stats_module.stats()
+
+
+def write_config(directory, config):
+    os.makedirs(directory, exist_ok=True)
+    config_lib.save_architecture(os.path.join(directory, CONFIG_FILE), config)
+
+
+def check_architecture(directory, config):
+    """A UserError naming every architecture flag that differs from the checkpoint's."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return
+    saved = config_lib.load_architecture(path)
+    current = config.architecture()
+    differences = [f"--{name}={current[name]} (checkpoint: {saved[name]})"
+                   for name in current if name in saved and saved[name] != current[name]]
+    if differences:
+        raise UserError(f"the checkpoints in {directory} were trained with other architecture "
+                        f"flags: {', '.join(differences)}")

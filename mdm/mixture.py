@@ -1,0 +1,32 @@
+"""The one place where the predicted mixture becomes a distribution (REFERENCE.md §2).
+
+p(y | x) = sum_k a_k N(y; mu_k, s_k^2 I): K isotropic Gaussians in the normalised output
+space, with the release's clipping of the scales to [1e-15, 1e15] and of the mixing
+coefficients to [1e-8, 1].
+"""
+
+import tensorflow_probability as tfp
+
+import tensorflow as tf
+
+tfd = tfp.distributions
+
+SCALE_RANGE = (1e-15, 1e15)
+WEIGHT_RANGE = (1e-8, 1.0)
+
+
+def clip_scales(scales):
+    return tf.clip_by_value(scales, *SCALE_RANGE)
+
+
+def clip_weights(weights):
+    return tf.clip_by_value(weights, *WEIGHT_RANGE)
+
+
+def mixture_distribution(means, scales, weights):
+    """MixtureSameFamily over (..., D) from means (..., K, D), scales and weights (..., K)."""
+    components = tfd.Independent(
+        tfd.Normal(loc=means, scale=clip_scales(scales)[..., None]), reinterpreted_batch_ndims=1)
+    return tfd.MixtureSameFamily(
+        mixture_distribution=tfd.Categorical(probs=clip_weights(weights)),
+        components_distribution=components)

@@ -1,0 +1,163 @@
+"""The network of REFERENCE.md §2: residual linear blocks feeding a mixture head.
+
+The model returns plain tensors (means, scales, mixing weights); the mixture
+distribution is built from them in one place, `mdm.mixture`.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from mdm import losses
+from mdm.pipeline import corrupt_missing_joints
+
+
+def kaiming_truncated_normal(fan):
+    """The release's init: truncated normal (cut at 2 sigma) times sqrt(2 / shape[0])."""
+    return keras.initializers.TruncatedNormal(mean=0.0, stddev=math.sqrt(2.0 / fan))
+
+
+class MaxNormDense(keras.layers.Layer):
+    """A linear layer whose weight matrix is used as W * min(1, 1 / ||W||_F).
+
+    This is the release's max_norm (REFERENCE.md §2), not Keras's per-column MaxNorm
+    constraint: the stored variable is never modified, only the forward pass clips the
+    whole matrix to Frobenius norm 1. Biases are not clipped.
+    """
+
+    def __init__(self, units, max_norm=True, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.max_norm = max_norm
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        self.kernel = self.add_weight(name="kernel", shape=(fan_in, self.units),
+                                      initializer=kaiming_truncated_normal(fan_in))
+        # Biases too are drawn with sqrt(2 / shape[0]) = sqrt(2 / units) (REFERENCE.md §2).
+        self.bias = self.add_weight(name="bias", shape=(self.units,),
+                                    initializer=kaiming_truncated_normal(self.units))
+
+    def effective_kernel(self):
+        """The matrix the forward pass multiplies by, clipped in float32."""
+        kernel = tf.convert_to_tensor(self.kernel.value)
+        return tf.clip_by_norm(kernel, 1.0) if self.max_norm else kernel
+
+    def call(self, inputs):
+        kernel = tf.cast(self.effective_kernel(), inputs.dtype)
+        return tf.matmul(inputs, kernel) + tf.cast(self.bias.value, inputs.dtype)
+
+
+class LinearUnit(keras.layers.Layer):
+    """Linear -> BN -> ReLU -> Dropout, the release's building block."""
+
+    def __init__(self, units, max_norm, batch_norm, keep_prob, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = MaxNormDense(units, max_norm, name="dense", dtype=self.dtype_policy)
+        self.norm = (keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name="bn",
+                                                     dtype=self.dtype_policy)
+                     if batch_norm else None)
+        # The release's --dropout is a keep probability; Keras takes the drop rate.
+        self.dropout = keras.layers.Dropout(1.0 - keep_prob, dtype=self.dtype_policy)
+
+    def call(self, inputs, training=False):
+        hidden = self.dense(inputs)
+        if self.norm is not None:
+            hidden = self.norm(hidden, training=training)
+        return self.dropout(tf.nn.relu(hidden), training=training)
+
+
+class ResidualBlock(keras.layers.Layer):
+    """Two linear units with a skip connection (the release's `two_linear`)."""
+
+    def __init__(self, units, max_norm, batch_norm, keep_prob, residual, **kwargs):
+        super().__init__(**kwargs)
+        args = dict(units=units, max_norm=max_norm, batch_norm=batch_norm, keep_prob=keep_prob,
+                    dtype=self.dtype_policy)
+        self.first = LinearUnit(name="unit_a", **args)
+        self.second = LinearUnit(name="unit_b", **args)
+        self.residual = residual
+
+    def call(self, inputs, training=False):
+        hidden = self.second(self.first(inputs, training=training), training=training)
+        return inputs + hidden if self.residual else hidden
+
+
+class MixtureDensityNetwork(keras.Model):
+    """Maps (B, 32) normalised 2D poses to K isotropic Gaussians over (B, D) 3D poses.
+
+    call() returns (means (B, K, D), scales (B, K), weights (B, K)).
+    """
+
+    def __init__(self, output_dim, linear_size=1024, num_layers=2, residual=True,
+                 batch_norm=True, max_norm=True, dropout=0.5, num_models=5,
+                 dirichlet_prior=True, miss_num=0, use_fp16=False, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        policy = "mixed_float16" if use_fp16 else "float32"
+        self.output_dim, self.num_models = output_dim, num_models
+        self.dirichlet_prior, self.miss_num = dirichlet_prior, miss_num
+        unit = dict(units=linear_size, max_norm=max_norm, batch_norm=batch_norm,
+                    keep_prob=dropout, dtype=policy)
+        self.stem = LinearUnit(name="stem", **unit)
+        self.blocks = [ResidualBlock(residual=residual, name=f"two_linear_{i}", **unit)
+                       for i in range(num_layers)]
+        # Heads compute in float32 so that the loss never sees float16 (REFERENCE.md §2).
+        self.means_head = MaxNormDense(output_dim * num_models, max_norm, name="means",
+                                       dtype="float32")
+        self.scales_head = MaxNormDense(num_models, max_norm, name="scales", dtype="float32")
+        # The mixing head is the one linear layer without max-norm (REFERENCE.md §2).
+        self.mixing_head = MaxNormDense(num_models, max_norm=False, name="mixing",
+                                        dtype="float32")
+        self.miss_seed = keras.random.SeedGenerator(seed, name="miss_seed")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def call(self, inputs, training=False):
+        hidden = self.stem(inputs, training=training)
+        for block in self.blocks:
+            hidden = block(hidden, training=training)
+        hidden = tf.cast(hidden, tf.float32)
+        # Release layout: output j*K + k is coordinate j of kernel k (REFERENCE.md §2).
+        flat_means = self.means_head(hidden)
+        means = tf.transpose(tf.reshape(flat_means, [-1, self.output_dim, self.num_models]),
+                             [0, 2, 1])
+        scales = tf.nn.elu(self.scales_head(hidden)) + 1.0
+        weights = tf.nn.softmax(self.mixing_head(hidden), axis=-1)
+        return means, scales, weights
+
+    def compute_loss_value(self, targets, outputs):
+        means, scales, weights = outputs
+        return losses.mixture_loss(targets, means, scales, weights, self.dirichlet_prior)
+
+    def train_step(self, data):
+        inputs, targets = data
+        inputs = corrupt_missing_joints(inputs, self.miss_num, self.miss_seed)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss_value(targets, self(inputs, training=True))
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result(), "learning_rate": self.optimizer.learning_rate}
+
+    def test_step(self, data):
+        inputs, targets = data
+        loss = self.compute_loss_value(targets, self(inputs, training=False))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+
+def build_model(config, output_dim):
+    """The network for `config`, its variables created (input width 32)."""
+    model = MixtureDensityNetwork(
+        output_dim=output_dim, linear_size=config.linear_size, num_layers=config.num_layers,
+        residual=config.residual, batch_norm=config.batch_norm, max_norm=config.max_norm,
+        dropout=config.dropout, num_models=config.num_models,
+        dirichlet_prior=config.dirichlet_prior, miss_num=config.miss_num,
+        use_fp16=config.use_fp16, seed=config.seed, name="linear_model")
+    model(tf.zeros([1, 32]), training=False)
+    return model

@@ -1,0 +1,74 @@
+"""tf.data input pipelines and the --miss_num input corruption (REFERENCE.md §2, §4).
+
+Training batches are index batches gathered from in-memory tensors: shuffling int64
+indices is far cheaper than shuffling rows, and the permutation of epoch `e` depends only
+on (seed, e), so a run resumed at epoch e sees exactly the batches an uninterrupted run
+would have seen.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mdm import skeleton
+
+EVAL_BATCH_SIZE = 4096
+
+
+def _epoch_order(num_samples, steps, batch_size, seed, epoch):
+    noise = tf.random.stateless_uniform([num_samples], seed=tf.stack([seed, epoch]))
+    order = tf.argsort(noise)[: steps * batch_size]
+    return tf.reshape(order, [steps, batch_size])
+
+
+def training_dataset(inputs, targets, batch_size, seed, epochs, first_epoch=0):
+    """Batches of (x, y) for epochs first_epoch..epochs-1, reshuffled every epoch, the
+    last partial batch dropped (REFERENCE.md §2). Returns (dataset, steps_per_epoch)."""
+    num_samples = len(inputs)
+    steps = num_samples // batch_size
+    if steps == 0:
+        raise ValueError(f"{num_samples} training samples are fewer than one batch")
+    x = tf.constant(inputs, tf.float32)
+    y = tf.constant(targets, tf.float32)
+    seed = tf.constant(seed, tf.int64)
+
+    def epoch_batches(epoch):
+        order = _epoch_order(num_samples, steps, batch_size, seed, epoch)
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
+    dataset = dataset.map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE), steps
+
+
+def evaluation_dataset(inputs, batch_size=EVAL_BATCH_SIZE):
+    """Every frame in order, the last batch kept (no frame is dropped)."""
+    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(inputs, np.float32))
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _limb_to_input_coordinates():
+    # (8, 32): row l marks the x and y coordinates of limb joint l in the flat input.
+    matrix = np.zeros((len(skeleton.LIMB_INPUT_POSITIONS), 2 * len(skeleton.INPUT_JOINTS)),
+                      np.float32)
+    for row, position in enumerate(skeleton.LIMB_INPUT_POSITIONS):
+        matrix[row, 2 * position: 2 * position + 2] = 1.0
+    return matrix
+
+
+def corrupt_missing_joints(inputs, num_missing, seed):
+    """Set `num_missing` distinct limb joints of every row of normalised (B, 32) inputs
+    to 0, chosen uniformly among the 8 limb joints (REFERENCE.md §4).
+
+    `seed` is a keras.random.SeedGenerator (training: its state lives in the checkpoint)
+    or an int (evaluation: the same corruption on every run).
+    """
+    if num_missing == 0:
+        return inputs
+    batch = tf.shape(inputs)[0]
+    noise = keras.random.uniform((batch, len(skeleton.LIMB_INPUT_POSITIONS)), seed=seed)
+    chosen = tf.math.top_k(noise, k=num_missing).indices
+    limb_mask = tf.reduce_sum(tf.one_hot(chosen, len(skeleton.LIMB_INPUT_POSITIONS)), axis=1)
+    coordinate_mask = tf.matmul(limb_mask, _limb_to_input_coordinates())
+    return inputs * tf.cast(1.0 - coordinate_mask, inputs.dtype)

@@ -1,0 +1,137 @@
+"""Training with Keras `fit` (REFERENCE.md §2): Adam with the release's continuous
+exponential decay, a checkpoint and a per-action evaluation after every epoch, a text log
+and TensorBoard summaries. Running the same command again resumes from the latest
+checkpoint in train_dir.
+"""
+
+import logging
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from mdm import checkpoints, dataset, evaluation, report
+from mdm.errors import UserError
+from mdm.model import build_model
+from mdm.normalization import NormStats
+from mdm.pipeline import training_dataset
+
+LOG = logging.getLogger(__name__)
+SUMMARY_EVERY_STEPS = 100
+
+
+def make_optimizer(config):
+    """Adam(0.9, 0.999, 1e-8), lr = 1e-3 * 0.96 ** (step / 100000), continuous."""
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        config.learning_rate, decay_steps=100000, decay_rate=0.96, staircase=False)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    if config.use_fp16:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """After each epoch: checkpoint first (a crash in evaluation loses nothing), then
+    evaluate per action, log the table and write summaries and a results file."""
+
+    def __init__(self, config, store, stats, test_set, writer):
+        super().__init__()
+        self.config, self.store, self.stats = config, store, stats
+        self.test_set, self.writer = test_set, writer
+        self.predictor = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % SUMMARY_EVERY_STEPS == 0 and logs:
+            with self.writer.as_default(step=step):
+                tf.summary.scalar("train/loss", float(logs["loss"]))
+                tf.summary.scalar("train/learning_rate", float(logs["learning_rate"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        path = self.store.save(step, epoch + 1)
+        LOG.info("epoch %d: loss %.4f, saved %s", epoch + 1, float(logs["loss"]), path)
+        if self.predictor is None:
+            self.predictor = evaluation.make_predictor(self.model, self.config.jit_compile)
+        start = time.time()
+        results, _ = evaluation.evaluate(self.predictor, self.stats, self.test_set, self.config)
+        title = (f"epoch {epoch + 1}, step {step}, "
+                 f"{evaluation.protocol_name(self.config.procrustes)}, mm")
+        LOG.info("evaluation (%.1f s)\n%s", time.time() - start,
+                 report.format_table(results, title=title))
+        self._write_summaries(step, logs, results["Average"])
+        report.write_results(os.path.join(self.config.train_dir, "results"), results,
+                             {"step": step, "epoch": epoch + 1,
+                              "protocol": evaluation.protocol_name(self.config.procrustes)})
+
+    def _write_summaries(self, step, logs, average):
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("epoch/loss", float(logs["loss"]))
+            for column, value in average.items():
+                tf.summary.scalar(f"error_mm/{column}", value)
+        self.writer.flush()
+
+
+def prepare_training_arrays(config):
+    train_set, test_set, _ = dataset.load_splits(config)
+    stats = NormStats.from_training(train_set.poses_2d, train_set.poses_3d)
+    inputs = stats.normalize_inputs(train_set.poses_2d)
+    targets = stats.normalize_targets(train_set.poses_3d, config.predict_14)
+    return inputs, targets, stats, test_set
+
+
+def _resume(store, config):
+    steps = checkpoints.available_steps(config.train_dir)
+    if not steps:
+        return 0
+    path = os.path.join(config.train_dir, f"{checkpoints.PREFIX}-{steps[-1]}")
+    epoch = store.restore(path)
+    LOG.info("resuming from %s (epoch %d)", path, epoch)
+    return epoch
+
+
+def train(config):
+    """Train (or resume) in config.train_dir; returns the Keras history."""
+    keras.utils.set_random_seed(config.seed)
+    checkpoints.check_architecture(config.train_dir, config)
+    inputs, targets, stats, test_set = prepare_training_arrays(config)
+    model = build_model(config, targets.shape[1])
+    optimizer = make_optimizer(config)
+    model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+    optimizer.build(model.trainable_variables)
+    store = checkpoints.CheckpointStore(config.train_dir, model, optimizer, stats,
+                                        max_to_keep=config.max_to_keep)
+    checkpoints.write_config(config.train_dir, config)
+    first_epoch = _resume(store, config)
+    if first_epoch >= config.epochs:
+        LOG.info("already trained for %d epochs; nothing to do", first_epoch)
+        return None
+    data, steps = training_dataset(inputs, targets, config.batch_size, config.seed,
+                                   config.epochs, first_epoch)
+    LOG.info("training on %d samples: %d steps of %d per epoch, epochs %d..%d", len(inputs),
+             steps, config.batch_size, first_epoch + 1, config.epochs)
+    writer = tf.summary.create_file_writer(os.path.join(config.train_dir, "summary"))
+    callback = EpochEnd(config, store, stats, test_set, writer)
+    return model.fit(data, epochs=config.epochs, initial_epoch=first_epoch,
+                     steps_per_epoch=steps, callbacks=[callback], verbose=config.verbose)
+
+
+def load_for_testing(config):
+    """Model and statistics of checkpoint `config.load` in `config.load_dir`."""
+    load_dir = config.load_dir or config.train_dir
+    path = checkpoints.checkpoint_path(load_dir, config.load)
+    checkpoints.check_architecture(load_dir, config)
+    output_dim = 3 * (14 if config.predict_14 else 16)
+    model = build_model(config, output_dim)
+    store = checkpoints.CheckpointStore(load_dir, model)
+    try:
+        store.restore(path, partial=True)
+    except (tf.errors.OpError, ValueError, AssertionError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot restore {path}: {message}") from None
+    stats = store.stats()
+    if not math.isfinite(float(stats.std_3d.sum())) or float(stats.std_2d.sum()) == 0.0:
+        raise UserError(f"{path} holds no normalisation statistics")
+    return model, stats
