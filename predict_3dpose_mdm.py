@@ -97,12 +97,14 @@ def _subjects(values, flag):
 
 
 def _data_location():
-    """The release's data_dir, or the built-in synthetic set when it is absent."""
-    data_dir, cameras_path = FLAGS.data_dir, FLAGS.cameras_path
+    """The release's data_dir, or the built-in synthetic set when it is absent.
+
+    Without --cameras_path the cameras are <data_dir>/cameras.h5, which is what the
+    release's two defaults amount to."""
+    data_dir = FLAGS.data_dir
     if FLAGS["data_dir"].using_default_value and not os.path.isdir(data_dir):
         data_dir = SYNTHETIC_DATA_DIR
-        if FLAGS["cameras_path"].using_default_value:
-            cameras_path = ""
+    cameras_path = "" if FLAGS["cameras_path"].using_default_value else FLAGS.cameras_path
     return data_dir, cameras_path
 
 

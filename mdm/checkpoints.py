@@ -78,12 +78,15 @@ class CheckpointStore:
         return self.manager.save(checkpoint_number=step)
 
     def restore(self, path, partial=False):
-        """Restore `path`; `partial` allows leaving the optimizer out (testing)."""
+        """Restore `path`; every variable of the objects given must be in it.
+
+        `partial` (testing) tolerates checkpoint values nobody asked for (optimizer slots);
+        a model variable without a value is an error either way, never a silent re-init.
+        """
         status = self.checkpoint.restore(path)
+        status.assert_existing_objects_matched()
         if partial:
             status.expect_partial()
-        else:
-            status.assert_existing_objects_matched()
         return int(self.epoch.numpy())
 
     def stats(self):

@@ -100,8 +100,12 @@ class MixtureDensityNetwork(keras.Model):
         unit = dict(units=linear_size, max_norm=max_norm, batch_norm=batch_norm,
                     keep_prob=dropout, dtype=policy)
         self.stem = LinearUnit(name="stem", **unit)
-        self.blocks = [ResidualBlock(residual=residual, name=f"two_linear_{i}", **unit)
-                       for i in range(num_layers)]
+        # One attribute per block: a Python list of layers is invisible to
+        # tf.train.Checkpoint under Keras 3, so its variables would not be saved.
+        self.num_blocks = num_layers
+        for index in range(num_layers):
+            setattr(self, f"two_linear_{index}",
+                    ResidualBlock(residual=residual, name=f"two_linear_{index}", **unit))
         # Heads compute in float32 so that the loss never sees float16 (REFERENCE.md §2).
         self.means_head = MaxNormDense(output_dim * num_models, max_norm, name="means",
                                        dtype="float32")
@@ -114,7 +118,7 @@ class MixtureDensityNetwork(keras.Model):
 
     def call(self, inputs, training=False):
         hidden = self.stem(inputs, training=training)
-        for block in self.blocks:
+        for block in self.blocks():
             hidden = block(hidden, training=training)
         hidden = tf.cast(hidden, tf.float32)
         # Release layout: output j*K + k is coordinate j of kernel k (REFERENCE.md §2).
@@ -124,6 +128,9 @@ class MixtureDensityNetwork(keras.Model):
         scales = tf.nn.elu(self.scales_head(hidden)) + 1.0
         weights = tf.nn.softmax(self.mixing_head(hidden), axis=-1)
         return means, scales, weights
+
+    def blocks(self):
+        return [getattr(self, f"two_linear_{index}") for index in range(self.num_blocks)]
 
     def compute_loss_value(self, targets, outputs):
         means, scales, weights = outputs
