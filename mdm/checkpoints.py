@@ -40,6 +40,12 @@ class StatsModule(tf.Module):
         return NormStats.from_arrays({name: var.numpy() for name, var in self.values.items()})
 
 
+def random_states(model):
+    """Dropout and --miss_num generator states, which Keras 3 does not expose to
+    tf.train.Checkpoint by itself; saving them makes a resumed run draw the same masks."""
+    return [variable for variable in model.variables if "seed_generator_state" in variable.path]
+
+
 def available_steps(directory):
     """Sorted global steps of the complete checkpoints in `directory`."""
     steps = []
@@ -67,8 +73,8 @@ class CheckpointStore:
         self.stats_module = StatsModule(stats)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         parts = {"model": model, "normalization": self.stats_module, "epoch": self.epoch}
-        if optimizer is not None:
-            parts["optimizer"] = optimizer
+        if optimizer is not None:  # training: everything needed to resume exactly
+            parts.update(optimizer=optimizer, rng_states=random_states(model))
         self.checkpoint = tf.train.Checkpoint(**parts)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, directory, max_to_keep=max_to_keep, checkpoint_name=PREFIX)

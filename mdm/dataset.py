@@ -12,11 +12,12 @@ import logging
 import os
 import tempfile
 import time
+import zipfile
 
 import numpy as np
 
 from mdm import cameras as cams
-from mdm import h36m
+from mdm import h36m, mpi_dataset
 from mdm.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _load_or_build(cache_path, build):
     if os.path.isfile(cache_path):
         try:
             return load_pose_set(cache_path)
-        except (OSError, ValueError, KeyError, EOFError) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             LOG.warning("ignoring unreadable cache %s (%s)", cache_path, err)
     pose_set = build()
     try:
@@ -105,6 +106,8 @@ def _load_or_build(cache_path, build):
 
 def load_splits(config, need_train=True):
     """(train, test, sh_folder) PoseSets for the configured subjects and actions."""
+    if config.dataset == mpi_dataset.DATASET_NAME:  # REFERENCE.md §8: npz, no SH folder
+        return mpi_dataset.load_mpi_splits(config, need_train) + ("",)
     data_dir, cameras_path = config.data_dir, config.resolved_cameras_path()
     h36m.check_data_dir(data_dir, cameras_path)
     actions = h36m.define_actions(config.action)

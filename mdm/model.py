@@ -137,7 +137,7 @@ class MixtureDensityNetwork(keras.Model):
         return losses.mixture_loss(targets, means, scales, weights, self.dirichlet_prior)
 
     def train_step(self, data):
-        inputs, targets = data
+        inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
         inputs = corrupt_missing_joints(inputs, self.miss_num, self.miss_seed)
         with tf.GradientTape() as tape:
             loss = self.compute_loss_value(targets, self(inputs, training=True))
@@ -148,7 +148,7 @@ class MixtureDensityNetwork(keras.Model):
         return {"loss": self.loss_tracker.result(), "learning_rate": self.optimizer.learning_rate}
 
     def test_step(self, data):
-        inputs, targets = data
+        inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
         loss = self.compute_loss_value(targets, self(inputs, training=False))
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}

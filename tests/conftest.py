@@ -1,0 +1,20 @@
+"""Shared test setup: quiet TensorFlow and locate the optional real-data excerpt."""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def h36m_sample_dir():
+    """../shared/data/h36m_sample relative to the repository root, or skip."""
+    path = SHARED_DATA / "h36m_sample"
+    if not (path / "cameras.h5").is_file():
+        pytest.skip(f"real Human3.6M excerpt not found at {path}")
+    return path

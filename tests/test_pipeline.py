@@ -1,0 +1,168 @@
+"""mdm.pipeline: the epoch-wise shuffled training batches, the in-order evaluation batches
+and the --miss_num corruption (REFERENCE.md §2, §4)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from numpy.testing import assert_array_equal
+from scipy import stats as scipy_stats
+
+from mdm import pipeline
+
+LIMB_POSITIONS = [2, 3, 5, 6, 11, 12, 14, 15]  # REFERENCE.md §4, 16-joint input positions
+
+
+def _indexed_arrays(num_samples, in_dim=3, out_dim=2):
+    """Rows whose first column is the row index, so batches reveal their indices."""
+    inputs = np.zeros((num_samples, in_dim), np.float32)
+    inputs[:, 0] = np.arange(num_samples)
+    inputs[:, 1:] = np.random.default_rng(0).normal(size=(num_samples, in_dim - 1))
+    targets = np.zeros((num_samples, out_dim), np.float32)
+    targets[:, 0] = np.arange(num_samples) * 10
+    targets[:, 1:] = np.random.default_rng(1).normal(size=(num_samples, out_dim - 1))
+    return inputs, targets
+
+
+def _epochs(dataset, steps):
+    """List of per-epoch index orders from a training dataset."""
+    batches = [(x.numpy(), y.numpy()) for x, y in dataset]
+    assert len(batches) % steps == 0
+    orders = []
+    for start in range(0, len(batches), steps):
+        orders.append(np.concatenate([x[:, 0] for x, _ in batches[start:start + steps]])
+                      .astype(int))
+    return batches, orders
+
+
+def test_training_batches_are_full_and_each_epoch_a_permutation():
+    num_samples, batch_size, epochs = 103, 10, 4
+    inputs, targets = _indexed_arrays(num_samples)
+    dataset, steps = pipeline.training_dataset(inputs, targets, batch_size, seed=3, epochs=epochs)
+    assert steps == num_samples // batch_size == 10
+    batches, orders = _epochs(dataset, steps)
+    assert len(batches) == epochs * steps
+    for x, y in batches:
+        assert x.shape == (batch_size, 3) and y.shape == (batch_size, 2)
+        rows = x[:, 0].astype(int)
+        # Inputs and targets stay paired, and the rows are the stored ones.
+        assert_array_equal(y[:, 0], rows * 10)
+        assert_array_equal(x, inputs[rows])
+        assert_array_equal(y, targets[rows])
+    dropped = []
+    for order in orders:
+        assert len(order) == steps * batch_size
+        assert len(set(order)) == len(order)  # no repeats
+        assert set(order) <= set(range(num_samples))
+        dropped.append(frozenset(range(num_samples)) - frozenset(order))
+    # Reshuffled every epoch, so the order and the dropped tail change.
+    for first in range(epochs):
+        for second in range(first + 1, epochs):
+            assert not np.array_equal(orders[first], orders[second])
+    assert len(set(dropped)) > 1
+    # Shuffled, not the identity order.
+    assert not np.array_equal(orders[0], np.sort(orders[0]))
+
+
+def test_training_order_is_deterministic_for_a_seed():
+    inputs, targets = _indexed_arrays(64)
+    first, steps = pipeline.training_dataset(inputs, targets, 8, seed=11, epochs=2)
+    again, _ = pipeline.training_dataset(inputs, targets, 8, seed=11, epochs=2)
+    other, _ = pipeline.training_dataset(inputs, targets, 8, seed=12, epochs=2)
+    _, orders_first = _epochs(first, steps)
+    _, orders_again = _epochs(again, steps)
+    _, orders_other = _epochs(other, steps)
+    assert_array_equal(np.concatenate(orders_first), np.concatenate(orders_again))
+    assert not np.array_equal(orders_first[0], orders_other[0])
+
+
+def test_resume_at_first_epoch_sees_the_uninterrupted_batches():
+    inputs, targets = _indexed_arrays(50)
+    full, steps = pipeline.training_dataset(inputs, targets, 7, seed=5, epochs=3)
+    resumed, steps_resumed = pipeline.training_dataset(inputs, targets, 7, seed=5, epochs=3,
+                                                       first_epoch=1)
+    assert steps_resumed == steps == 7
+    _, orders_full = _epochs(full, steps)
+    batches_resumed, orders_resumed = _epochs(resumed, steps)
+    assert len(batches_resumed) == 2 * steps
+    assert_array_equal(orders_resumed[0], orders_full[1])
+    assert_array_equal(orders_resumed[1], orders_full[2])
+
+
+def test_too_few_samples_for_one_batch():
+    inputs, targets = _indexed_arrays(5)
+    with pytest.raises(ValueError):
+        pipeline.training_dataset(inputs, targets, 8, seed=0, epochs=1)
+
+
+@pytest.mark.parametrize("num_samples,batch_size", [(10, 4), (8, 4), (3, 4096)])
+def test_evaluation_keeps_every_row_in_order(num_samples, batch_size):
+    inputs = np.random.default_rng(2).normal(size=(num_samples, 32))
+    batches = [b.numpy() for b in pipeline.evaluation_dataset(inputs, batch_size)]
+    sizes = [len(b) for b in batches]
+    assert sizes[:-1] == [batch_size] * (len(batches) - 1)
+    assert sum(sizes) == num_samples
+    assert_array_equal(np.concatenate(batches), inputs.astype(np.float32))
+    assert batches[0].dtype == np.float32
+
+
+def _corrupted_joints(original, corrupted):
+    """Per row, the set of input joints whose two coordinates were zeroed; checks that
+    nothing else changed and that joints are zeroed as a whole."""
+    original = original.reshape(len(original), 16, 2)
+    corrupted = corrupted.reshape(len(corrupted), 16, 2)
+    changed = corrupted != original
+    assert np.all(corrupted[changed] == 0)
+    joint_changed = changed.any(axis=-1)
+    assert_array_equal(corrupted[joint_changed], 0.0)  # both coordinates
+    return [set(np.flatnonzero(row)) for row in joint_changed]
+
+
+@pytest.mark.parametrize("num_missing", [1, 2])
+def test_corruption_zeroes_exactly_m_distinct_limb_joints(num_missing):
+    rng = np.random.default_rng(3)
+    inputs = rng.uniform(0.5, 2.0, size=(4000, 32)).astype(np.float32)  # no zeros
+    corrupted = pipeline.corrupt_missing_joints(tf.constant(inputs), num_missing, seed=17)
+    corrupted = np.asarray(corrupted)
+    assert corrupted.shape == inputs.shape
+    rows = _corrupted_joints(inputs, corrupted)
+    counts = np.zeros(16)
+    for joints in rows:
+        assert len(joints) == num_missing
+        assert joints <= set(LIMB_POSITIONS)
+        for joint in joints:
+            counts[joint] += 1
+    assert_array_equal(counts[[j for j in range(16) if j not in LIMB_POSITIONS]], 0)
+    # Uniform over the 8 limb joints.
+    observed = counts[LIMB_POSITIONS]
+    assert observed.sum() == 4000 * num_missing
+    assert scipy_stats.chisquare(observed).pvalue > 1e-4
+    assert np.all(np.abs(observed / observed.sum() - 1 / 8) < 0.02)
+    if num_missing == 2:
+        pairs = {tuple(sorted(joints)) for joints in rows}
+        assert len(pairs) == 28  # every pair of the 8 limb joints occurs
+
+
+def test_no_corruption_for_m_zero():
+    inputs = np.random.default_rng(4).normal(size=(20, 32)).astype(np.float32)
+    out = pipeline.corrupt_missing_joints(tf.constant(inputs), 0, seed=1)
+    assert_array_equal(np.asarray(out), inputs)
+
+
+def test_corruption_is_deterministic_for_an_int_seed():
+    inputs = tf.constant(np.random.default_rng(5).uniform(1, 2, size=(200, 32)), tf.float32)
+    a = np.asarray(pipeline.corrupt_missing_joints(inputs, 1, seed=123))
+    b = np.asarray(pipeline.corrupt_missing_joints(inputs, 1, seed=123))
+    c = np.asarray(pipeline.corrupt_missing_joints(inputs, 1, seed=124))
+    assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_corruption_with_seed_generator_varies_between_calls():
+    inputs = tf.constant(np.random.default_rng(6).uniform(1, 2, size=(200, 32)), tf.float32)
+    generator = keras.random.SeedGenerator(7)
+    a = np.asarray(pipeline.corrupt_missing_joints(inputs, 2, generator))
+    b = np.asarray(pipeline.corrupt_missing_joints(inputs, 2, generator))
+    assert not np.array_equal(a, b)
+    for out in (a, b):
+        assert all(len(j) == 2 for j in _corrupted_joints(inputs.numpy(), out))
