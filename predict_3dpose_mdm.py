@@ -153,7 +153,10 @@ def run(config):
     if config.data_dir == SYNTHETIC_DATA_DIR and not os.path.isdir(SYNTHETIC_DATA_DIR):
         logger.warning("no Human3.6M at %s: generating the built-in synthetic dataset in %s",
                        RELEASE_DATA_DIR, SYNTHETIC_DATA_DIR)
-        synthetic.write_synthetic_h36m(SYNTHETIC_DATA_DIR)
+        # Written aside and renamed, so an interrupted run never leaves half a dataset.
+        partial_dir = f"{SYNTHETIC_DATA_DIR}.partial-{os.getpid()}"
+        synthetic.write_synthetic_h36m(partial_dir)
+        os.replace(partial_dir, SYNTHETIC_DATA_DIR)
     logger.info("data: %s", os.path.abspath(config.data_dir))
     if config.test or config.sample:
         if config.load == 0:

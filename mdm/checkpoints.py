@@ -17,11 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from mdm import config as config_lib
+from mdm import faults
 from mdm.errors import UserError
 from mdm.normalization import NormStats
 
 PREFIX = "checkpoint"
 CONFIG_FILE = "config.json"
+# What reading a damaged or foreign checkpoint raises (a truncated file: IndexError).
+RESTORE_ERRORS = (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError)
 _STEP_PATTERN = re.compile(r"checkpoint-(\d+)\.index$")
 
 
@@ -69,19 +72,44 @@ class CheckpointStore:
     """Saves and restores model, optimizer, epoch counter and statistics together."""
 
     def __init__(self, directory, model, optimizer=None, stats=None, max_to_keep=5):
-        self.directory = directory
+        self.directory, self.max_to_keep = directory, max_to_keep
         self.stats_module = StatsModule(stats)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         parts = {"model": model, "normalization": self.stats_module, "epoch": self.epoch}
         if optimizer is not None:  # training: everything needed to resume exactly
             parts.update(optimizer=optimizer, rng_states=random_states(model))
         self.checkpoint = tf.train.Checkpoint(**parts)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, directory, max_to_keep=max_to_keep, checkpoint_name=PREFIX)
+        # write() only stores variables that exist; restore() creates save_counter and
+        # would then find it unmatched, so create it now and keep it in every file.
+        self.checkpoint.save_counter  # pylint: disable=pointless-statement
 
     def save(self, step, epoch):
+        """Write checkpoint-<step>, then point the state file at it, then prune.
+
+        The files are complete before the state file names them, so a kill at any moment
+        leaves at least the previous checkpoint readable."""
         self.epoch.assign(epoch)
-        return self.manager.save(checkpoint_number=step)
+        prefix = os.path.join(self.directory, f"{PREFIX}-{step}")
+        try:
+            path = self.checkpoint.write(prefix)
+            faults.point("checkpoint_written")
+            self._update_state(path)
+        except (tf.errors.OpError, OSError) as err:
+            message = getattr(err, "message", None) or str(err)
+            raise UserError(f"cannot write {prefix}: {message.splitlines()[0]} (the previous "
+                            "checkpoints are untouched)") from None
+        return path
+
+    def _update_state(self, latest_path):
+        steps = available_steps(self.directory)
+        kept = steps[-self.max_to_keep:] if self.max_to_keep else steps
+        tf.compat.v1.train.update_checkpoint_state(
+            self.directory, latest_path,
+            all_model_checkpoint_paths=[os.path.join(self.directory, f"{PREFIX}-{s}")
+                                        for s in kept])
+        for step in steps[: len(steps) - len(kept)]:
+            for old_file in glob.glob(os.path.join(self.directory, f"{PREFIX}-{step}.*")):
+                os.remove(old_file)
 
     def restore(self, path, partial=False):
         """Restore `path`; every variable of the objects given must be in it.
