@@ -45,6 +45,7 @@ class Config:
     dirichlet_prior: bool = True
     use_fp16: bool = False
     jit_compile: bool = True
+    distribute: str = ""  # "", "mirrored" (one machine, all GPUs) or "multi_worker"
     # Evaluation (REFERENCE.md §3).
     procrustes: bool = False
     evaluate_action_wise: bool = True
@@ -59,6 +60,12 @@ class Config:
     seed: int = 42
     verbose: int = 1
     max_to_keep: int = 5
+    # MPI-INF-3DHP (REFERENCE.md §8): which dataset, its preprocessed npz files, and the
+    # 2D statistics of the cross-dataset test ("checkpoint", "mpi" or "both").
+    dataset: str = "h36m"
+    mpi_train_npz: str = ""
+    mpi_test_npz: str = ""
+    mpi_norm_stats: str = "both"
 
     def resolved_cameras_path(self):
         return self.cameras_path or os.path.join(self.data_dir, "cameras.h5")
@@ -83,6 +90,9 @@ class Config:
             raise UserError(f"--num_layers must be >= 0 (got {self.num_layers})")
         if self.learning_rate <= 0:
             raise UserError(f"--learning_rate must be positive (got {self.learning_rate})")
+        if self.distribute not in ("", "mirrored", "multi_worker"):
+            raise UserError(f"--distribute must be mirrored or multi_worker "
+                            f"(got '{self.distribute}')")
         overlap = set(self.train_subjects) & set(self.test_subjects)
         if overlap and not self.test:
             raise UserError(f"subjects {sorted(overlap)} are in both the train and test split")

@@ -87,3 +87,81 @@ def bone_lengths(poses):
     parents = np.array([a for a, _ in EDGES])
     children = np.array([b for _, b in EDGES])
     return np.linalg.norm(poses[..., children, :] - poses[..., parents, :], axis=-1)
+
+
+# --- MPI-INF-3DHP (REFERENCE.md §8; the format facts are in the MPI-INF-3DHP issue) ---
+# The 28 joints of the training set's annot.mat, in file order.
+MPI28_NAMES = (
+    "spine3", "spine4", "spine2", "spine", "pelvis", "neck", "head", "head_top",
+    "left_clavicle", "left_shoulder", "left_elbow", "left_wrist", "left_hand",
+    "right_clavicle", "right_shoulder", "right_elbow", "right_wrist", "right_hand",
+    "left_hip", "left_knee", "left_ankle", "left_foot", "left_toe",
+    "right_hip", "right_knee", "right_ankle", "right_foot", "right_toe",
+)
+# The 17 joints of the test set's annot_data.mat, in file order.
+MPI17_NAMES = (
+    "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+    "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",
+    "left_knee", "left_ankle", "pelvis", "spine", "head",
+)
+# The npz's common 24-joint layout. Its names are spelled as MPI-INF-3DHP's, so a raw
+# joint goes to the npz slot of the same name; 19-23 stay empty for this dataset.
+J24_NAMES = (
+    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow",
+    "left_wrist", "neck", "head_top", "pelvis", "thorax", "spine", "jaw", "head",
+    "unused_19", "unused_20", "unused_21", "unused_22", "unused_23",
+)
+# The npz slots MPI-INF-3DHP fills: those whose name both raw sets carry (the 17 test
+# joints; thorax and jaw exist in neither, so they stay invisible).
+J24_FROM_MPI = tuple(name for name in J24_NAMES if name in MPI17_NAMES and name in MPI28_NAMES)
+
+# THE name table from the npz's 24-joint layout to the model's 17 Human3.6M joints: each
+# H36M joint is the mean of the listed npz joints. H36M's "Foot" is the ankle and its
+# "Thorax" the base of the neck (MPI's "neck"); its "Head" is the top of the head.
+# Neck/Nose has no counterpart, so it is the mean of its two skeleton neighbours, as the
+# release filled it (REFERENCE.md §8).
+H36M_FROM_J24 = (
+    ("Hip", ("pelvis",)),
+    ("RHip", ("right_hip",)),
+    ("RKnee", ("right_knee",)),
+    ("RFoot", ("right_ankle",)),
+    ("LHip", ("left_hip",)),
+    ("LKnee", ("left_knee",)),
+    ("LFoot", ("left_ankle",)),
+    ("Spine", ("spine",)),
+    ("Thorax", ("neck",)),
+    ("Neck/Nose", ("neck", "head_top")),
+    ("Head", ("head_top",)),
+    ("LShoulder", ("left_shoulder",)),
+    ("LElbow", ("left_elbow",)),
+    ("LWrist", ("left_wrist",)),
+    ("RShoulder", ("right_shoulder",)),
+    ("RElbow", ("right_elbow",)),
+    ("RWrist", ("right_wrist",)),
+)
+
+
+def mpi_to_j24_indices(mpi_names):
+    """(source rows in an MPI array with joints `mpi_names`, their npz slots), by name."""
+    slots = [J24_NAMES.index(name) for name in J24_FROM_MPI]
+    return np.array([mpi_names.index(name) for name in J24_FROM_MPI]), np.array(slots)
+
+
+def j24_averaging_matrix():
+    """(17, 24) weights: H36M joint j = sum_i W[j, i] * npz joint i (H36M_FROM_J24)."""
+    weights = np.zeros((NUM_JOINTS, len(J24_NAMES)))
+    for name, sources in H36M_FROM_J24:
+        for source in sources:
+            weights[H36M17_NAMES.index(name), J24_NAMES.index(source)] = 1.0 / len(sources)
+    return weights
+
+
+def j24_to_h36m(poses_24):
+    """`(..., 24, D)` poses in the npz layout -> `(..., 17, D)` in H36M17_NAMES order."""
+    return np.einsum("ji,...id->...jd", j24_averaging_matrix(), poses_24)
+
+
+def j24_joints_used():
+    """npz slots that the H36M mapping reads (they must be visible in a frame)."""
+    return np.flatnonzero(j24_averaging_matrix().any(axis=0))

@@ -1,0 +1,72 @@
+"""MPI-INF-3DHP raw dataset -> npz (imgname, center, scale, part, S), see
+mdm/mpi_inf_3dhp.py and REFERENCE.md §8.
+
+  python preprocessing.py --dataset_path D --out_path data/mpi_inf_3dhp --mode train
+  python preprocessing.py --dataset_path D --out_path data/mpi_inf_3dhp --mode test
+
+This is the only module that reads these flags.
+"""
+
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("dataset_path", None, "Folder holding S1..S8 (training set) and/or "
+                        "mpi_inf_3dhp_test_set/TS1..TS6 (test set)")
+    flags.DEFINE_string("out_path", "data/mpi_inf_3dhp", "Output folder (the npz is "
+                        "mpi_inf_3dhp_<mode>.npz in it) or an output .npz file")
+    flags.DEFINE_enum("mode", "train", ["train", "test"], "Which part of the dataset")
+    flags.DEFINE_integer("subsample", None, "Keep every n-th frame (default: 10 in train "
+                         "mode, 1 in test mode)")
+    flags.DEFINE_list("subjects", ["1", "2", "3", "4", "5", "6", "7", "8"],
+                      "Training subjects to read (train mode)")
+    flags.DEFINE_list("cameras", ["0", "1", "2", "4", "5", "6", "7", "8"],
+                      "Training cameras to read (train mode)")
+    flags.DEFINE_boolean("extract_frames", False, "Also extract the kept training frames "
+                         "from the videos (needs OpenCV)")
+    flags.mark_flag_as_required("dataset_path")
+
+
+def parse_flags(argv):
+    """absl's parse, but a bad flag is one line on stderr and exit status 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        sys.stderr.write(f"error: {err}\n")
+        sys.exit(2)
+
+
+def _integers(values, flag):
+    from mdm.errors import UserError
+    try:
+        return tuple(int(value) for value in values)
+    except ValueError:
+        raise UserError(f"--{flag} takes integers, e.g. 1,2,3 (got {','.join(values)})") \
+            from None
+
+
+def main(argv):
+    from mdm import mpi_inf_3dhp
+    from mdm.errors import UserError
+    if len(argv) > 1:
+        sys.stderr.write(f"error: unexpected arguments {' '.join(argv[1:])}\n")
+        return 2
+    try:
+        path, count = mpi_inf_3dhp.preprocess(
+            FLAGS.dataset_path, FLAGS.out_path, FLAGS.mode, subsample=FLAGS.subsample,
+            subjects=_integers(FLAGS.subjects, "subjects"),
+            cameras=_integers(FLAGS.cameras, "cameras"), extract_frames=FLAGS.extract_frames)
+    except UserError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 1
+    print(f"wrote {count} frames to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main, flags_parser=parse_flags)
