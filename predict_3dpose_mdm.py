@@ -61,6 +61,19 @@ def define_flags():
     flags.DEFINE_boolean("jit_compile", True, "Compile the train step with XLA")
     flags.DEFINE_integer("verbose", 1, "Keras progress output: 0 silent, 1 bar, 2 line/epoch")
     flags.DEFINE_integer("max_to_keep", 5, "Checkpoints kept in train_dir (oldest deleted)")
+    flags.DEFINE_enum("distribute", "", ["", "mirrored", "multi_worker"],
+                      "tf.distribute: mirrored (this machine's GPUs) or multi_worker "
+                      "(TF_CONFIG); --batch_size stays the global batch")
+    # MPI-INF-3DHP (REFERENCE.md §8): mdm/mpi_dataset.py and mdm/cross_dataset.py.
+    flags.DEFINE_enum("dataset", "h36m", ["h36m", "mpi_inf_3dhp"],
+                      "Train and test on Human3.6M (data_dir) or on the MPI-INF-3DHP npz files")
+    flags.DEFINE_string("mpi_train_npz", "", "MPI-INF-3DHP training npz "
+                        "(python preprocessing.py --mode train)")
+    flags.DEFINE_string("mpi_test_npz", "", "MPI-INF-3DHP test npz "
+                        "(python preprocessing.py --mode test)")
+    flags.DEFINE_enum("mpi_norm_stats", "both", ["checkpoint", "mpi", "both"],
+                      "2D normalisation in the MPI-INF-3DHP test: the checkpoint's training "
+                      "statistics, those of the MPI 2D input itself (the release), or both")
 
 
 def normalize_boolean_args(argv, flag_values):
@@ -126,7 +139,9 @@ def build_config():
         evaluate_action_wise=FLAGS.evaluateActionWise, train_dir=FLAGS.train_dir,
         load_dir=FLAGS.load_dir, load=FLAGS.load, test=FLAGS.test, sample=FLAGS.sample,
         sample_figures=FLAGS.sample_figures, use_cpu=FLAGS.use_cpu, seed=FLAGS.seed,
-        verbose=FLAGS.verbose, max_to_keep=FLAGS.max_to_keep)
+        verbose=FLAGS.verbose, max_to_keep=FLAGS.max_to_keep, distribute=FLAGS.distribute,
+        dataset=FLAGS.dataset, mpi_train_npz=FLAGS.mpi_train_npz,
+        mpi_test_npz=FLAGS.mpi_test_npz, mpi_norm_stats=FLAGS.mpi_norm_stats)
 
 
 def setup_logging(train_dir):
@@ -150,19 +165,27 @@ def run(config):
         tf.config.set_visible_devices([], "GPU")
     from mdm import runner, synthetic, training
     logger = setup_logging(config.train_dir)
-    if config.data_dir == SYNTHETIC_DATA_DIR and not os.path.isdir(SYNTHETIC_DATA_DIR):
+    if (config.dataset == "h36m" and config.data_dir == SYNTHETIC_DATA_DIR
+            and not os.path.isdir(SYNTHETIC_DATA_DIR)):
         logger.warning("no Human3.6M at %s: generating the built-in synthetic dataset in %s",
                        RELEASE_DATA_DIR, SYNTHETIC_DATA_DIR)
         # Written aside and renamed, so an interrupted run never leaves half a dataset.
         partial_dir = f"{SYNTHETIC_DATA_DIR}.partial-{os.getpid()}"
         synthetic.write_synthetic_h36m(partial_dir)
         os.replace(partial_dir, SYNTHETIC_DATA_DIR)
-    logger.info("data: %s", os.path.abspath(config.data_dir))
+    if config.dataset == "h36m":
+        logger.info("data: %s", os.path.abspath(config.data_dir))
     if config.test or config.sample:
         if config.load == 0:
             from mdm.checkpoints import available_steps
             steps = available_steps(config.load_dir or config.train_dir)
             config.load = steps[-1] if steps else 0
+        if config.dataset == "mpi_inf_3dhp":
+            from mdm import cross_dataset
+            from mdm.errors import UserError
+            if config.sample:
+                raise UserError("--sample draws Human3.6M test sequences; use --dataset h36m")
+            return cross_dataset.run_cross_dataset_test(config)
         return runner.run_sample(config) if config.sample else runner.run_test(config)
     return training.train(config)
 

@@ -52,10 +52,13 @@ class MaxNormDense(keras.layers.Layer):
 class LinearUnit(keras.layers.Layer):
     """Linear -> BN -> ReLU -> Dropout, the release's building block."""
 
-    def __init__(self, units, max_norm, batch_norm, keep_prob, **kwargs):
+    def __init__(self, units, max_norm, batch_norm, keep_prob, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         self.dense = MaxNormDense(units, max_norm, name="dense", dtype=self.dtype_policy)
+        # Under tf.distribute, synchronized BN takes its batch statistics over the global
+        # batch, so training on R replicas equals training on one device.
         self.norm = (keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name="bn",
+                                                     synchronized=synchronized,
                                                      dtype=self.dtype_policy)
                      if batch_norm else None)
         # The release's --dropout is a keep probability; Keras takes the drop rate.
@@ -71,10 +74,11 @@ class LinearUnit(keras.layers.Layer):
 class ResidualBlock(keras.layers.Layer):
     """Two linear units with a skip connection (the release's `two_linear`)."""
 
-    def __init__(self, units, max_norm, batch_norm, keep_prob, residual, **kwargs):
+    def __init__(self, units, max_norm, batch_norm, keep_prob, residual, synchronized=False,
+                 **kwargs):
         super().__init__(**kwargs)
         args = dict(units=units, max_norm=max_norm, batch_norm=batch_norm, keep_prob=keep_prob,
-                    dtype=self.dtype_policy)
+                    synchronized=synchronized, dtype=self.dtype_policy)
         self.first = LinearUnit(name="unit_a", **args)
         self.second = LinearUnit(name="unit_b", **args)
         self.residual = residual
@@ -92,13 +96,14 @@ class MixtureDensityNetwork(keras.Model):
 
     def __init__(self, output_dim, linear_size=1024, num_layers=2, residual=True,
                  batch_norm=True, max_norm=True, dropout=0.5, num_models=5,
-                 dirichlet_prior=True, miss_num=0, use_fp16=False, seed=None, **kwargs):
+                 dirichlet_prior=True, miss_num=0, use_fp16=False, seed=None,
+                 synchronized_bn=False, **kwargs):
         super().__init__(**kwargs)
         policy = "mixed_float16" if use_fp16 else "float32"
         self.output_dim, self.num_models = output_dim, num_models
         self.dirichlet_prior, self.miss_num = dirichlet_prior, miss_num
         unit = dict(units=linear_size, max_norm=max_norm, batch_norm=batch_norm,
-                    keep_prob=dropout, dtype=policy)
+                    keep_prob=dropout, synchronized=synchronized_bn, dtype=policy)
         self.stem = LinearUnit(name="stem", **unit)
         # One attribute per block: a Python list of layers is invisible to
         # tf.train.Checkpoint under Keras 3, so its variables would not be saved.
@@ -141,7 +146,10 @@ class MixtureDensityNetwork(keras.Model):
         inputs = corrupt_missing_joints(inputs, self.miss_num, self.miss_seed)
         with tf.GradientTape() as tape:
             loss = self.compute_loss_value(targets, self(inputs, training=True))
-            scaled_loss = self.optimizer.scale_loss(loss)
+            # Replica gradients are summed, so each replica contributes loss / R
+            # (the mean over the global batch); mixed precision also scales the loss.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(loss / replicas)
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         self.loss_tracker.update_state(loss)
@@ -165,6 +173,7 @@ def build_model(config, output_dim):
         residual=config.residual, batch_norm=config.batch_norm, max_norm=config.max_norm,
         dropout=config.dropout, num_models=config.num_models,
         dirichlet_prior=config.dirichlet_prior, miss_num=config.miss_num,
-        use_fp16=config.use_fp16, seed=config.seed, name="linear_model")
+        use_fp16=config.use_fp16, seed=config.seed, synchronized_bn=bool(config.distribute),
+        name="linear_model")
     model(tf.zeros([1, 32]), training=False)
     return model

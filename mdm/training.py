@@ -12,21 +12,26 @@ import time
 import keras
 import tensorflow as tf
 
-from mdm import checkpoints, dataset, evaluation, report
+from mdm import checkpoints, dataset, distribution, evaluation, faults, release_checkpoint, report
 from mdm.errors import UserError
 from mdm.model import build_model
 from mdm.normalization import NormStats
-from mdm.pipeline import training_dataset
+from mdm.pipeline import distributed_training_dataset
 
 LOG = logging.getLogger(__name__)
 SUMMARY_EVERY_STEPS = 100
 
 
-def make_optimizer(config):
-    """Adam(0.9, 0.999, 1e-8), lr = 1e-3 * 0.96 ** (step / 100000), continuous."""
-    schedule = keras.optimizers.schedules.ExponentialDecay(
+def learning_rate_schedule(config):
+    """lr = learning_rate * 0.96 ** (step / 100000), decayed continuously (REFERENCE §2)."""
+    return keras.optimizers.schedules.ExponentialDecay(
         config.learning_rate, decay_steps=100000, decay_rate=0.96, staircase=False)
-    optimizer = keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
+def make_optimizer(config):
+    """Adam(0.9, 0.999, 1e-8) on the release's schedule; loss-scaled with --use_fp16."""
+    optimizer = keras.optimizers.Adam(learning_rate_schedule(config), beta_1=0.9,
+                                      beta_2=0.999, epsilon=1e-8)
     if config.use_fp16:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
@@ -41,21 +46,31 @@ class EpochEnd(keras.callbacks.Callback):
         self.config, self.store, self.stats = config, store, stats
         self.test_set, self.writer = test_set, writer
         self.predictor = None
+        self.non_finite_step = None
 
     def on_train_batch_end(self, batch, logs=None):
+        faults.point("batch")
         step = int(self.model.optimizer.iterations.numpy())
-        if step % SUMMARY_EVERY_STEPS == 0 and logs:
+        if not math.isfinite(float(logs["loss"])):
+            # Stop before anything is saved: the last checkpoint stays the last good one.
+            self.non_finite_step = step
+            self.model.stop_training = True
+            return
+        if step % SUMMARY_EVERY_STEPS == 0:
             with self.writer.as_default(step=step):
                 tf.summary.scalar("train/loss", float(logs["loss"]))
                 tf.summary.scalar("train/learning_rate", float(logs["learning_rate"]))
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.non_finite_step is not None:
+            return
         step = int(self.model.optimizer.iterations.numpy())
         path = self.store.save(step, epoch + 1)
         LOG.info("epoch %d: loss %.4f, saved %s", epoch + 1, float(logs["loss"]), path)
         if self.predictor is None:
             self.predictor = evaluation.make_predictor(self.model, self.config.jit_compile)
         start = time.time()
+        faults.point("evaluation")
         results, _ = evaluation.evaluate(self.predictor, self.stats, self.test_set, self.config)
         title = (f"epoch {epoch + 1}, step {step}, "
                  f"{evaluation.protocol_name(self.config.procrustes)}, mm")
@@ -83,13 +98,21 @@ def prepare_training_arrays(config):
 
 
 def _resume(store, config):
-    steps = checkpoints.available_steps(config.train_dir)
-    if not steps:
-        return 0
-    path = os.path.join(config.train_dir, f"{checkpoints.PREFIX}-{steps[-1]}")
-    epoch = store.restore(path)
-    LOG.info("resuming from %s (epoch %d)", path, epoch)
-    return epoch
+    """Restore the newest readable checkpoint of train_dir; returns its epoch (0 if none).
+
+    A checkpoint that cannot be read (e.g. damaged by a crash or a full disk) is skipped
+    with a warning and the one before it is used."""
+    for step in reversed(checkpoints.available_steps(config.train_dir)):
+        path = os.path.join(config.train_dir, f"{checkpoints.PREFIX}-{step}")
+        try:
+            epoch = store.restore(path)
+        except checkpoints.RESTORE_ERRORS as err:
+            LOG.warning("cannot resume from %s (%s); trying the previous checkpoint", path,
+                        str(err).strip().splitlines()[0] if str(err).strip() else "unreadable")
+            continue
+        LOG.info("resuming from %s (epoch %d)", path, epoch)
+        return epoch
+    return 0
 
 
 def train(config):
@@ -97,38 +120,52 @@ def train(config):
     keras.utils.set_random_seed(config.seed)
     checkpoints.check_architecture(config.train_dir, config)
     inputs, targets, stats, test_set = prepare_training_arrays(config)
-    model = build_model(config, targets.shape[1])
-    optimizer = make_optimizer(config)
-    model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
-    optimizer.build(model.trainable_variables)
-    store = checkpoints.CheckpointStore(config.train_dir, model, optimizer, stats,
-                                        max_to_keep=config.max_to_keep)
+    strategy = distribution.make_strategy(config.distribute)
+    with strategy.scope():
+        model = build_model(config, targets.shape[1])
+        optimizer = make_optimizer(config)
+        model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+        optimizer.build(model.trainable_variables)
+        store = checkpoints.CheckpointStore(distribution.checkpoint_directory(config.train_dir),
+                                            model, optimizer, stats,
+                                            max_to_keep=config.max_to_keep)
+        first_epoch = _resume(store, config)
     checkpoints.write_config(config.train_dir, config)
-    first_epoch = _resume(store, config)
     if first_epoch >= config.epochs:
         LOG.info("already trained for %d epochs; nothing to do", first_epoch)
         return None
-    data, steps = training_dataset(inputs, targets, config.batch_size, config.seed,
-                                   config.epochs, first_epoch)
+    data, steps = distributed_training_dataset(strategy, inputs, targets, config.batch_size,
+                                               config.seed, config.epochs, first_epoch)
     LOG.info("training on %d samples: %d steps of %d per epoch, epochs %d..%d", len(inputs),
              steps, config.batch_size, first_epoch + 1, config.epochs)
     writer = tf.summary.create_file_writer(os.path.join(config.train_dir, "summary"))
     callback = EpochEnd(config, store, stats, test_set, writer)
-    return model.fit(data, epochs=config.epochs, initial_epoch=first_epoch,
-                     steps_per_epoch=steps, callbacks=[callback], verbose=config.verbose)
+    history = model.fit(data, epochs=config.epochs, initial_epoch=first_epoch,
+                        steps_per_epoch=steps, callbacks=[callback], verbose=config.verbose)
+    if callback.non_finite_step is not None:
+        latest = checkpoints.available_steps(config.train_dir)
+        kept = f"checkpoint-{latest[-1]}" if latest else "no checkpoint"
+        raise UserError(f"training stopped: non-finite loss at step {callback.non_finite_step}"
+                        f" (the last good checkpoint is {kept} in {config.train_dir})")
+    return history
 
 
 def load_for_testing(config):
     """Model and statistics of checkpoint `config.load` in `config.load_dir`."""
     load_dir = config.load_dir or config.train_dir
     path = checkpoints.checkpoint_path(load_dir, config.load)
+    if release_checkpoint.checkpoint_format(path) == release_checkpoint.RELEASE:
+        # The authors' TF1 files carry no statistics: recompute them from the training
+        # subjects of config.data_dir, as the release did (REFERENCE.md §5).
+        model = release_checkpoint.load_release_model(path, config)
+        return model, release_checkpoint.statistics_from_training_data(config)
     checkpoints.check_architecture(load_dir, config)
     output_dim = 3 * (14 if config.predict_14 else 16)
     model = build_model(config, output_dim)
     store = checkpoints.CheckpointStore(load_dir, model)
     try:
         store.restore(path, partial=True)
-    except (tf.errors.OpError, ValueError, AssertionError) as err:
+    except checkpoints.RESTORE_ERRORS as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot restore {path}: {message}") from None
     stats = store.stats()
