@@ -18,7 +18,6 @@ import tempfile
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mdm import dataset, evaluation, synthetic

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 
+from mdm.atomic import atomic_write
 from mdm.errors import UserError
 
 ARCHITECTURE_FIELDS = (
@@ -100,10 +101,8 @@ class Config:
 
 def save_architecture(path, config):
     """Write the architecture flags next to the checkpoints (atomically)."""
-    tmp_path = path + ".tmp"
-    with open(tmp_path, "w") as handle:
+    with atomic_write(path) as handle:
         json.dump(config.architecture(), handle, indent=2)
-    os.replace(tmp_path, path)
 
 
 def load_architecture(path):

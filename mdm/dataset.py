@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 import zipfile
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from mdm import cameras as cams
 from mdm import h36m, mpi_dataset
+from mdm.atomic import atomic_write
 from mdm.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -72,17 +72,8 @@ def _from_arrays(arrays):
 
 def save_pose_set(path, pose_set):
     """Write atomically: a crash mid-write never leaves a truncated cache behind."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **_to_arrays(pose_set))
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_write(path, "wb") as stream:
+        np.savez(stream, **_to_arrays(pose_set))
 
 
 def load_pose_set(path):

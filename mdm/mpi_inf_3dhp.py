@@ -16,11 +16,11 @@ npz slot of the same name; the 17 joints both raw sets carry are filled.
 
 import dataclasses
 import os
-import tempfile
 
 import numpy as np
 
 from mdm import mpi_raw, skeleton
+from mdm.atomic import atomic_write
 from mdm.errors import UserError
 
 TRAIN_SUBJECTS = tuple(range(1, 9))
@@ -159,20 +159,11 @@ def preprocess_test(root, subsample=DEFAULT_SUBSAMPLE["test"]):
 
 def write_npz(path, arrays):
     """Write the npz atomically (a crash never leaves half a file under `path`)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, imgname=arrays["imgname"],
-                     center=arrays["center"].astype(np.float32),
-                     scale=arrays["scale"].astype(np.float32),
-                     part=arrays["part"].astype(np.float32), S=arrays["S"].astype(np.float32))
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_write(path, "wb") as stream:
+        np.savez(stream, imgname=arrays["imgname"],
+                 center=arrays["center"].astype(np.float32),
+                 scale=arrays["scale"].astype(np.float32),
+                 part=arrays["part"].astype(np.float32), S=arrays["S"].astype(np.float32))
 
 
 def output_path(out_path, mode):

@@ -8,10 +8,10 @@ import csv
 import io
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from mdm.atomic import atomic_write
 from mdm.skeleton import ACTIONS
 
 AVERAGE_ROW = "Average"
@@ -118,20 +118,8 @@ def _results_csv(results):
 
 
 def _write_atomically(path, text):
-    """Write text to a temp file next to `path`, then os.replace it onto `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                                         suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(temp_path, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
+    with atomic_write(path) as stream:
+        stream.write(text)
 
 
 def _json_default(value):
