@@ -76,37 +76,9 @@ def define_flags():
                       "statistics, those of the MPI 2D input itself (the release), or both")
 
 
-def normalize_boolean_args(argv, flag_values):
-    """Accept the release's `--test True` form: absl booleans take no separate value."""
-    booleans = {name for name, flag in flag_values._flags().items() if flag.boolean}
-    words = {"true": "true", "false": "false", "1": "true", "0": "false"}
-    result, index = [], 0
-    while index < len(argv):
-        arg = argv[index]
-        name = arg[2:] if arg.startswith("--") and "=" not in arg else None
-        if name in booleans and index + 1 < len(argv) and argv[index + 1].lower() in words:
-            result.append(f"--{name}={words[argv[index + 1].lower()]}")
-            index += 2
-            continue
-        result.append(arg)
-        index += 1
-    return result
-
-
 def parse_flags(argv):
-    try:
-        return FLAGS(normalize_boolean_args(argv, FLAGS))
-    except flags.Error as err:
-        sys.stderr.write(f"error: {err}\n")
-        sys.exit(2)
-
-
-def _subjects(values, flag):
-    from mdm.errors import UserError
-    try:
-        return tuple(int(value) for value in values)
-    except ValueError:
-        raise UserError(f"--{flag} takes subject numbers, e.g. 1,5,6 (got {values})") from None
+    from mdm.cli import parse_flags_or_exit
+    return parse_flags_or_exit(FLAGS, argv)
 
 
 def _data_location():
@@ -122,6 +94,7 @@ def _data_location():
 
 
 def build_config():
+    from mdm.cli import int_list
     from mdm.config import Config
     data_dir, cameras_path = _data_location()
     return Config(
@@ -129,8 +102,8 @@ def build_config():
         epochs=FLAGS.epochs, camera_frame=FLAGS.camera_frame, use_sh=FLAGS.use_sh,
         sh_dir=FLAGS.sh_dir, action=FLAGS.action, data_dir=data_dir, cameras_path=cameras_path,
         cache_dir=FLAGS.cache_dir,
-        train_subjects=_subjects(FLAGS.train_subjects, "train_subjects"),
-        test_subjects=_subjects(FLAGS.test_subjects, "test_subjects"),
+        train_subjects=int_list(FLAGS.train_subjects, "train_subjects"),
+        test_subjects=int_list(FLAGS.test_subjects, "test_subjects"),
         miss_num=FLAGS.miss_num, linear_size=FLAGS.linear_size, num_layers=FLAGS.num_layers,
         residual=FLAGS.residual, batch_norm=FLAGS.batch_norm, max_norm=FLAGS.max_norm,
         predict_14=FLAGS.predict_14, num_models=FLAGS.num_models,

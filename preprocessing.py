@@ -32,25 +32,13 @@ def define_flags():
 
 
 def parse_flags(argv):
-    """absl's parse, but a bad flag is one line on stderr and exit status 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        sys.stderr.write(f"error: {err}\n")
-        sys.exit(2)
-
-
-def _integers(values, flag):
-    from mdm.errors import UserError
-    try:
-        return tuple(int(value) for value in values)
-    except ValueError:
-        raise UserError(f"--{flag} takes integers, e.g. 1,2,3 (got {','.join(values)})") \
-            from None
+    from mdm.cli import parse_flags_or_exit
+    return parse_flags_or_exit(FLAGS, argv)
 
 
 def main(argv):
     from mdm import mpi_inf_3dhp
+    from mdm.cli import int_list
     from mdm.errors import UserError
     if len(argv) > 1:
         sys.stderr.write(f"error: unexpected arguments {' '.join(argv[1:])}\n")
@@ -58,8 +46,8 @@ def main(argv):
     try:
         path, count = mpi_inf_3dhp.preprocess(
             FLAGS.dataset_path, FLAGS.out_path, FLAGS.mode, subsample=FLAGS.subsample,
-            subjects=_integers(FLAGS.subjects, "subjects"),
-            cameras=_integers(FLAGS.cameras, "cameras"), extract_frames=FLAGS.extract_frames)
+            subjects=int_list(FLAGS.subjects, "subjects"),
+            cameras=int_list(FLAGS.cameras, "cameras"), extract_frames=FLAGS.extract_frames)
     except UserError as err:
         sys.stderr.write(f"error: {err}\n")
         return 1
