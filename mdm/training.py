@@ -141,7 +141,8 @@ def train(config):
     writer = tf.summary.create_file_writer(os.path.join(config.train_dir, "summary"))
     callback = EpochEnd(config, store, stats, test_set, writer)
     history = model.fit(data, epochs=config.epochs, initial_epoch=first_epoch,
-                        steps_per_epoch=steps, callbacks=[callback], verbose=config.verbose)
+                        steps_per_epoch=steps, callbacks=[callback], verbose=config.verbose,
+                        shuffle=False)  # the pipeline shuffles, seeded per epoch
     if callback.non_finite_step is not None:
         latest = checkpoints.available_steps(config.train_dir)
         kept = f"checkpoint-{latest[-1]}" if latest else "no checkpoint"

@@ -1,0 +1,107 @@
+"""The rest of the bad-input matrix (the README's "Reliability" table): every case ends
+with one `error:` line and a non-zero exit, and never harms an existing checkpoint."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mdm import checkpoints, synthetic, training
+from mdm.config import Config
+from mdm.errors import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--linear_size", "16", "--num_layers", "1", "--batch_size", "32", "--verbose", "0",
+        "--action", "Walking", "--epochs", "1"]
+
+
+def run_cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, os.path.join(REPO, "predict_3dpose_mdm.py"), *args],
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def error_line(result):
+    assert result.returncode != 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr
+    return last
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic_bad_input")
+    synthetic.write_synthetic_h36m(str(out), frames_per_sequence=8, seed=2)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def trained_dir(data_dir, tmp_path_factory):
+    train_dir = str(tmp_path_factory.mktemp("trained"))
+    config = Config(data_dir=data_dir, train_dir=train_dir, linear_size=16, num_layers=1,
+                    batch_size=32, epochs=1, verbose=0, action="Walking", jit_compile=False)
+    training.train(config)
+    return train_dir
+
+
+def test_empty_data_dir(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = error_line(run_cli("--data_dir", str(empty), "--train_dir", str(tmp_path / "t")))
+    assert "cameras file not found" in line and "3d-pose-baseline" in line
+
+
+def test_train_dir_not_writable(data_dir, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    line = error_line(run_cli("--data_dir", data_dir, "--train_dir", str(blocker / "run"),
+                              *TINY))
+    assert str(blocker) in line
+
+
+def test_truncated_checkpoint_in_test_mode(data_dir, trained_dir, tmp_path):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_dir, broken)
+    step = checkpoints.available_steps(str(broken))[-1]
+    data_file = glob.glob(str(broken / f"checkpoint-{step}.data-*"))[0]
+    with open(data_file, "r+b") as handle:
+        handle.truncate(100)
+    line = error_line(run_cli("--data_dir", data_dir, "--test", "True", "--load", str(step),
+                              "--load_dir", str(broken), "--train_dir", str(broken), *TINY))
+    assert f"checkpoint-{step}" in line
+
+
+def test_full_disk_while_saving_keeps_previous_checkpoint(data_dir, trained_dir, tmp_path,
+                                                          monkeypatch):
+    import shutil
+    train_dir = tmp_path / "full"
+    shutil.copytree(trained_dir, train_dir)
+    good = checkpoints.available_steps(str(train_dir))
+    reader = tf.train.load_checkpoint(str(train_dir / f"checkpoint-{good[-1]}"))
+    before = reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")
+
+    def disk_full(self, prefix, options=None):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(tf.train.Checkpoint, "write", disk_full)
+    config = Config(data_dir=data_dir, train_dir=str(train_dir), linear_size=16, num_layers=1,
+                    batch_size=32, epochs=2, verbose=0, action="Walking", jit_compile=False)
+    with pytest.raises(UserError, match="No space left on device"):
+        training.train(config)
+    monkeypatch.undo()
+    assert checkpoints.available_steps(str(train_dir)) == good
+    reader = tf.train.load_checkpoint(str(train_dir / f"checkpoint-{good[-1]}"))
+    np.testing.assert_array_equal(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"), before)
+
+
+def test_verbosity_shows_the_traceback(tmp_path):
+    result = run_cli("--data_dir", str(tmp_path / "nowhere"), "--train_dir",
+                     str(tmp_path / "t"), "--verbosity", "1")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "UserError" in result.stderr
