@@ -101,8 +101,10 @@ class Config:
 
 def save_architecture(path, config):
     """Write the architecture flags next to the checkpoints (atomically)."""
+    # miss_num is recorded too (inference warns when a model never saw missing joints),
+    # but it is not an architecture flag: testing with another value is legitimate.
     with atomic_write(path) as handle:
-        json.dump(config.architecture(), handle, indent=2)
+        json.dump(dict(config.architecture(), miss_num=config.miss_num), handle, indent=2)
 
 
 def load_architecture(path):

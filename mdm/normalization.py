@@ -44,18 +44,18 @@ class NormStats:
 
     def normalize_inputs(self, poses_2d):
         """(N, 16, 2) pixels -> (N, 32) float32 z-scores (joint-major x, y)."""
-        z = (np.asarray(poses_2d, np.float64) - self.mean_2d) / _safe(self.std_2d)
+        z = (np.asarray(poses_2d, np.float64) - self.mean_2d) / safe_std(self.std_2d)
         return z.reshape(len(z), -1).astype(np.float32)
 
     def unnormalize_inputs(self, flat_2d):
         """(..., 32) z-scores -> (..., 16, 2) pixels."""
         z = np.asarray(flat_2d, np.float64).reshape(flat_2d.shape[:-1] + (-1, 2))
-        return z * _safe(self.std_2d) + self.mean_2d
+        return z * safe_std(self.std_2d) + self.mean_2d
 
     def normalize_targets(self, poses_3d, predict_14=False):
         """(N, 17, 3) root-centred mm -> (N, 3 * J_out) float32 z-scores."""
         joints = skeleton.output_joints(predict_14)
-        z = (np.asarray(poses_3d, np.float64)[:, joints] - self.mean_3d[joints]) / _safe(
+        z = (np.asarray(poses_3d, np.float64)[:, joints] - self.mean_3d[joints]) / safe_std(
             self.std_3d[joints])
         return z.reshape(len(z), -1).astype(np.float32)
 
@@ -65,10 +65,11 @@ class NormStats:
         flat_3d = np.asarray(flat_3d, np.float64)
         z = flat_3d.reshape(flat_3d.shape[:-1] + (len(joints), 3))
         poses = np.broadcast_to(self.mean_3d, flat_3d.shape[:-1] + (skeleton.NUM_JOINTS, 3)).copy()
-        poses[..., joints, :] = z * _safe(self.std_3d[joints]) + self.mean_3d[joints]
+        poses[..., joints, :] = z * safe_std(self.std_3d[joints]) + self.mean_3d[joints]
         poses[..., skeleton.ROOT, :] = 0.0
         return poses
 
 
-def _safe(std):
+def safe_std(std):
+    """The std used for dividing: dimensions without spread keep a unit std."""
     return np.where(std < _MIN_STD, 1.0, std)

@@ -54,14 +54,15 @@ def input_edges():
 
 
 def draw_skeleton_2d(ax, pose_2d):
-    """Draw a `(16, 2)` (or flat 32) pixel pose, INPUT_JOINTS order, as an image (y down)."""
+    """Draw a `(16, 2)` (or flat 32) pixel pose, INPUT_JOINTS order, as an image (y down).
+    Missing joints (NaN) and their bones are left out; the root is never missing."""
     pose_2d = np.asarray(pose_2d, dtype=np.float64).reshape(-1, 2)
     for (joint_a, joint_b), (pos_a, pos_b) in input_edges():
         ax.plot(pose_2d[[pos_a, pos_b], 0], pose_2d[[pos_a, pos_b], 1],
                 color=bone_colour(joint_a, joint_b), linewidth=2)
     ax.scatter(pose_2d[:, 0], pose_2d[:, 1], s=6, color="black", zorder=3)
     root = pose_2d[list(INPUT_JOINTS).index(ROOT)]
-    half_width = 1.15 * max(np.abs(pose_2d - root).max(), 1.0)
+    half_width = 1.15 * max(float(np.nanmax(np.abs(pose_2d - root))), 1.0)
     ax.set_xlim(root[0] - half_width, root[0] + half_width)
     ax.set_ylim(root[1] + half_width, root[1] - half_width)  # image rows grow downwards
     ax.set_aspect("equal")

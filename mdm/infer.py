@@ -1,0 +1,135 @@
+"""Command line: lift 2D keypoints from a file to K 3D hypotheses, draw samples, plot,
+or export a SavedModel for serving.
+
+    python -m mdm.infer --load_dir D [--load N] --input poses.json --output poses_3d.json
+    python -m mdm.infer --load_dir D --input poses.csv --joint_order mpii --output out.npz \
+        --num_samples 100 --seed 0 --plot figures/
+    python -m mdm.infer --load_dir D --export saved_model/
+
+Mistakes in the input or the flags end with one line `error: ...` and exit status 1.
+"""
+
+import argparse
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from mdm import keypoints_io
+from mdm.errors import UserError
+
+PLOT_LIMIT = 20  # figures written by --plot: one per input pose, the first ones only
+# Camera axes (x right, y down, z forward) -> drawing axes with z up: a rotation.
+_CAMERA_TO_DRAWING = ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m mdm.infer",
+        description="Lift 2D keypoints (pixels) to the model's K 3D pose hypotheses.")
+    parser.add_argument("--load_dir", required=True, help="directory of the checkpoints")
+    parser.add_argument("--load", type=int, default=0, help="checkpoint step (0 = latest)")
+    parser.add_argument("--input", help="2D keypoints: .npy, .json or .csv, (16, 2) or "
+                        "(N, 16, 2) pixels, NaN/null/empty for a missing limb joint")
+    parser.add_argument("--output", help="hypotheses file: .npz or .json")
+    parser.add_argument("--joint_order", choices=("h36m", "mpii"), default=None,
+                        help="joint order of --input (default: the file's own "
+                        "'joint_order' field, else h36m); also the order --export takes")
+    parser.add_argument("--num_samples", type=int, default=0,
+                        help="also draw this many poses per input from the mixture")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --num_samples")
+    parser.add_argument("--plot", help=f"directory for figures (first {PLOT_LIMIT} poses)")
+    parser.add_argument("--export", help="write a SavedModel (pixels in, mm out) here")
+    parser.add_argument("--data_dir", default="", help="Human3.6M data directory; needed only "
+                        "for a released TF1 checkpoint, whose statistics it computes")
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            run(args)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        except OSError as err:
+            print(f"error: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def run(args):
+    _check_arguments(args)
+    keypoints, joint_order = None, args.joint_order or keypoints_io.H36M
+    if args.input:
+        keypoints, file_order = keypoints_io.read_keypoints(args.input)
+        if args.joint_order and file_order and args.joint_order != file_order:
+            raise UserError(f"--joint_order {args.joint_order} contradicts the "
+                            f"'joint_order': '{file_order}' of {args.input}")
+        joint_order = args.joint_order or file_order or keypoints_io.H36M
+        keypoints = keypoints_io.to_model_order(keypoints, joint_order)
+    from mdm.lifter import Lifter  # TensorFlow: imported only once the arguments are sound
+
+    lifter = Lifter.load(args.load_dir, args.load, data_dir=args.data_dir)
+    if keypoints is not None:
+        _lift(lifter, keypoints, args)
+    if args.export:
+        from mdm import export
+
+        export.export_saved_model(lifter, args.export, joint_order)
+        print(f"SavedModel written to {args.export} (signature '{export.SIGNATURE}')")
+
+
+def _check_arguments(args):
+    if not args.input and not args.export:
+        raise UserError("nothing to do: give --input (with --output or --plot) or --export")
+    if args.input and not (args.output or args.plot):
+        raise UserError("--input needs --output FILE (.npz or .json) or --plot DIR")
+    if (args.output or args.plot or args.num_samples) and not args.input:
+        raise UserError("--output, --plot and --num_samples need --input")
+    if args.output:
+        keypoints_io.check_output_path(args.output)
+    if args.num_samples < 0:
+        raise UserError(f"--num_samples must be >= 0 (got {args.num_samples})")
+
+
+def _lift(lifter, keypoints, args):
+    """Keypoints are already in model order: predict, write, plot."""
+    hypotheses = lifter.predict(keypoints, keypoints_io.H36M, args.num_samples, args.seed)
+    if args.output:
+        metadata = {"checkpoint": lifter.source, "units": "mm", "frame": "camera",
+                    "root_relative": True, "num_hypotheses": lifter.num_models,
+                    "input": args.input, "num_samples": args.num_samples, "seed": args.seed,
+                    "miss_num": lifter.miss_num}
+        keypoints_io.write_hypotheses(args.output, hypotheses.as_arrays(), metadata)
+        print(f"{len(keypoints)} pose(s) x {lifter.num_models} hypotheses written to "
+              f"{args.output}")
+    if args.plot:
+        paths = plot_hypotheses(args.plot, keypoints, hypotheses)
+        print(f"{len(paths)} figure(s) written to {args.plot}")
+
+
+def plot_hypotheses(directory, keypoints, hypotheses, limit=PLOT_LIMIT):
+    """One PNG per input pose (the first `limit`): the 2D input, then the K hypotheses
+    turned from camera axes to z up, with their weights. Returns the paths."""
+    from mdm import visualization
+
+    os.makedirs(directory, exist_ok=True)
+    upright = hypotheses.poses @ np.array(_CAMERA_TO_DRAWING).T
+    return [visualization.draw_hypotheses_figure(
+                os.path.join(directory, f"pose_{n:05d}.png"), keypoints[n], upright[n],
+                weights=hypotheses.weights[n])
+            for n in range(min(len(keypoints), limit))]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
