@@ -47,24 +47,37 @@ class EpochEnd(keras.callbacks.Callback):
         self.test_set, self.writer = test_set, writer
         self.predictor = None
         self.non_finite_step = None
+        self.first_step = self.last_summary_step = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.first_step = int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
         faults.point("batch")
-        step = int(self.model.optimizer.iterations.numpy())
-        if not math.isfinite(float(logs["loss"])):
-            # Stop before anything is saved: the last checkpoint stays the last good one.
-            self.non_finite_step = step
-            self.model.stop_training = True
-            return
-        if step % SUMMARY_EVERY_STEPS == 0:
+        step = self.first_step + batch + 1
+        # Reading the loss is a host round trip: do it only every SUMMARY_EVERY_STEPS.
+        if step // SUMMARY_EVERY_STEPS > self.last_summary_step // SUMMARY_EVERY_STEPS:
+            self.last_summary_step = step
+            if self._stop_if_not_finite(float(logs["loss"]), step):
+                return
             with self.writer.as_default(step=step):
                 tf.summary.scalar("train/loss", float(logs["loss"]))
                 tf.summary.scalar("train/learning_rate", float(logs["learning_rate"]))
 
+    def _stop_if_not_finite(self, loss, step):
+        """The epoch's running-mean loss stays non-finite once a step was: stop before
+        anything is saved, so the last checkpoint stays the last good one."""
+        if math.isfinite(loss):
+            return False
+        self.non_finite_step = step
+        self.model.stop_training = True
+        return True
+
     def on_epoch_end(self, epoch, logs=None):
-        if self.non_finite_step is not None:
-            return
         step = int(self.model.optimizer.iterations.numpy())
+        if self.non_finite_step is not None or self._stop_if_not_finite(float(logs["loss"]),
+                                                                        step):
+            return
         path = self.store.save(step, epoch + 1)
         LOG.info("epoch %d: loss %.4f, saved %s", epoch + 1, float(logs["loss"]), path)
         if self.predictor is None:
@@ -146,7 +159,7 @@ def train(config):
     if callback.non_finite_step is not None:
         latest = checkpoints.available_steps(config.train_dir)
         kept = f"checkpoint-{latest[-1]}" if latest else "no checkpoint"
-        raise UserError(f"training stopped: non-finite loss at step {callback.non_finite_step}"
+        raise UserError(f"training stopped: non-finite loss by step {callback.non_finite_step}"
                         f" (the last good checkpoint is {kept} in {config.train_dir})")
     return history
 

@@ -87,7 +87,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path
     training.train(config)
     good_step, good_weights = final_weights(config.train_dir)
     exploding = dataclasses.replace(config, epochs=2, learning_rate=1e36)
-    with pytest.raises(UserError, match=r"non-finite loss at step \d+.*checkpoint-%d" % good_step):
+    with pytest.raises(UserError, match=r"non-finite loss by step \d+.*checkpoint-%d" % good_step):
         training.train(exploding)
     step, weights = final_weights(config.train_dir)
     assert step == good_step
