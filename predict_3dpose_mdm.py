@@ -59,6 +59,8 @@ def define_flags():
     flags.DEFINE_string("cache_dir", "", "Where prepared data is cached (default train_dir/cache)")
     flags.DEFINE_integer("sample_figures", 20, "Figures per test sequence and camera in --sample")
     flags.DEFINE_boolean("jit_compile", True, "Compile the train step with XLA")
+    flags.DEFINE_integer("steps_per_execution", 1, "Training steps per compiled call: fewer "
+                         "host round trips; callbacks and the progress bar see every n-th step")
     flags.DEFINE_integer("verbose", 1, "Keras progress output: 0 silent, 1 bar, 2 line/epoch")
     flags.DEFINE_integer("max_to_keep", 5, "Checkpoints kept in train_dir (oldest deleted)")
     flags.DEFINE_enum("distribute", "", ["", "mirrored", "multi_worker"],
@@ -108,7 +110,8 @@ def build_config():
         residual=FLAGS.residual, batch_norm=FLAGS.batch_norm, max_norm=FLAGS.max_norm,
         predict_14=FLAGS.predict_14, num_models=FLAGS.num_models,
         dirichlet_prior=FLAGS.dirichlet_prior, use_fp16=FLAGS.use_fp16,
-        jit_compile=FLAGS.jit_compile, procrustes=FLAGS.procrustes,
+        jit_compile=FLAGS.jit_compile, steps_per_execution=FLAGS.steps_per_execution,
+        procrustes=FLAGS.procrustes,
         evaluate_action_wise=FLAGS.evaluateActionWise, train_dir=FLAGS.train_dir,
         load_dir=FLAGS.load_dir, load=FLAGS.load, test=FLAGS.test, sample=FLAGS.sample,
         sample_figures=FLAGS.sample_figures, use_cpu=FLAGS.use_cpu, seed=FLAGS.seed,

@@ -46,6 +46,7 @@ class Config:
     dirichlet_prior: bool = True
     use_fp16: bool = False
     jit_compile: bool = True
+    steps_per_execution: int = 1  # training steps per compiled call (fewer host round trips)
     distribute: str = ""  # "", "mirrored" (one machine, all GPUs) or "multi_worker"
     # Evaluation (REFERENCE.md §3).
     procrustes: bool = False
@@ -83,7 +84,7 @@ class Config:
             raise UserError(f"--miss_num must be 0, 1 or 2 (got {self.miss_num})")
         if not 0.0 < self.dropout <= 1.0:
             raise UserError(f"--dropout is a keep probability in (0, 1] (got {self.dropout})")
-        positive = ("batch_size", "epochs", "linear_size", "num_models")
+        positive = ("batch_size", "epochs", "linear_size", "num_models", "steps_per_execution")
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1 (got {getattr(self, name)})")

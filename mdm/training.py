@@ -137,7 +137,8 @@ def train(config):
     with strategy.scope():
         model = build_model(config, targets.shape[1])
         optimizer = make_optimizer(config)
-        model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+        model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
         optimizer.build(model.trainable_variables)
         store = checkpoints.CheckpointStore(distribution.checkpoint_directory(config.train_dir),
                                             model, optimizer, stats,
