@@ -359,6 +359,11 @@ def _check_arguments(out_dir, frames_per_sequence, seed, subjects):
     unknown = sorted(set(subjects) - set(SUBJECTS))
     if unknown or not subjects:
         raise UserError(f"subjects must be among {SUBJECTS}, got {tuple(subjects)}")
+    check_output_directory(out_dir)
+
+
+def check_output_directory(out_dir):
+    """A dataset is only written into a new or empty directory: nothing is overwritten."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UserError(f"output path {out_dir} exists and is not a directory")
     if os.path.isdir(out_dir) and os.listdir(out_dir):

@@ -27,6 +27,7 @@ import scipy.io
 
 from mdm.errors import UserError
 from mdm.skeleton import ACTIONS, H36M17_NAMES, MPI17_NAMES, MPI28_NAMES
+from mdm import synthetic
 from mdm.synthetic import Body, generate_sequence, make_body, to_h36m32
 
 NUM_CAMERAS = 14
@@ -209,11 +210,7 @@ def write_test_sequence(folder, poses_world, camera, univ_scale, rng):
 def _check_output(out_dir, frames):
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise UserError(f"frames_per_sequence must be a positive integer, got {frames!r}")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UserError(f"output path {out_dir} exists and is not a directory")
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise UserError(f"output directory {out_dir} is not empty; give a new or empty "
-                        "directory (nothing was overwritten)")
+    synthetic.check_output_directory(out_dir)
 
 
 def _write_train(out_dir, frames, seed, subjects):

@@ -2,9 +2,6 @@
 with one `error:` line and a non-zero exit, and never harms an existing checkpoint."""
 
 import glob
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,23 +11,10 @@ from mdm import checkpoints, synthetic, training
 from mdm.config import Config
 from mdm.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from cli_helpers import error_line, run_cli
+
 TINY = ["--linear_size", "16", "--num_layers", "1", "--batch_size", "32", "--verbose", "0",
         "--action", "Walking", "--epochs", "1"]
-
-
-def run_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, os.path.join(REPO, "predict_3dpose_mdm.py"), *args],
-                          env=env, capture_output=True, text=True, timeout=600)
-
-
-def error_line(result):
-    assert result.returncode != 0, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: "), result.stderr
-    return last
 
 
 @pytest.fixture(scope="module")

@@ -3,23 +3,16 @@ numbers -> --sample writes PNGs; and the command line's answers to bad input."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from mdm import synthetic
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from cli_helpers import error_line, run_cli
+
 SMALL_NET = ["--linear_size", "32", "--num_layers", "1", "--batch_size", "32",
              "--verbose", "0", "--jit_compile=false"]
-
-
-def run_cli(*args, cwd=REPO):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, os.path.join(REPO, "predict_3dpose_mdm.py"), *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +92,9 @@ def test_sample_mode_writes_figures(trained, data_dir):
 
 
 def _assert_one_line_error(result, *fragments):
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
+    line = error_line(result)
     for fragment in fragments:
-        assert fragment in lines[-1]
+        assert fragment in line
 
 
 def test_missing_data_dir(tmp_path):

@@ -10,16 +10,15 @@ import glob
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from mdm import synthetic
 
+from cli_helpers import run_cli
+
 pytestmark = pytest.mark.slow
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
 STEPS_PER_EPOCH = (5 * 2 * 4 * 8) // 32  # 5 subjects x 2 sequences x 4 cameras x 8 frames
 
@@ -32,15 +31,10 @@ def data_dir(tmp_path_factory):
 
 
 def train(data_dir, train_dir, fault=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    env.pop("MDM_FAULT_INJECTION", None)
-    if fault:
-        env["MDM_FAULT_INJECTION"] = fault
-    command = [sys.executable, os.path.join(REPO, "predict_3dpose_mdm.py"),
-               "--data_dir", data_dir, "--train_dir", str(train_dir), "--action", "Walking",
-               "--epochs", str(EPOCHS), "--linear_size", "24", "--num_layers", "1",
-               "--batch_size", "32", "--verbose", "0", "--miss_num", "1", "--seed", "3"]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    return run_cli("--data_dir", data_dir, "--train_dir", str(train_dir), "--action", "Walking",
+                   "--epochs", str(EPOCHS), "--linear_size", "24", "--num_layers", "1",
+                   "--batch_size", "32", "--verbose", "0", "--miss_num", "1", "--seed", "3",
+                   env_extra={"MDM_FAULT_INJECTION": fault or ""})
 
 
 def steps_on_disk(train_dir):
