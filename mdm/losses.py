@@ -22,7 +22,9 @@ def _to_float64(values):
     """Cast to float64; the gradient is saturated to stay finite in the input dtype."""
 
     def gradient(upstream):
-        limited = tf.clip_by_value(upstream, -GRADIENT_LIMIT, GRADIENT_LIMIT)
+        # Saturate within what the input dtype can hold (float16: 65504).
+        limit = min(GRADIENT_LIMIT, float(values.dtype.max))
+        limited = tf.clip_by_value(upstream, -limit, limit)
         return tf.cast(tf.where(tf.math.is_nan(limited), tf.zeros_like(limited), limited),
                        values.dtype)
 
