@@ -45,7 +45,7 @@ class Config:
     num_models: int = 5
     dirichlet_prior: bool = True
     use_fp16: bool = False
-    jit_compile: bool = True
+    jit_compile: bool = False  # XLA measured slower on a 2-core CPU (README, Performance)
     steps_per_execution: int = 1  # training steps per compiled call (fewer host round trips)
     distribute: str = ""  # "", "mirrored" (one machine, all GPUs) or "multi_worker"
     # Evaluation (REFERENCE.md §3).
