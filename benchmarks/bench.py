@@ -169,12 +169,15 @@ def main(argv=None):
         figures[f"train_samples_per_s_large{tag}"], _ = train_throughput(
             config, inputs, targets, args.large_batch, max(args.steps // 8, 20), jit)
     figures["plain_keras_samples_per_s_b64"] = plain_keras_throughput(inputs, targets, args.steps)
-    figures["speedup_vs_plain_keras_b64"] = (figures["train_samples_per_s_b64"]
-                                             / figures["plain_keras_samples_per_s_b64"])
-    figures["train_ms_per_step_b64"] = 64000.0 / figures["train_samples_per_s_b64"]
+    figures["speedup_vs_plain_keras_b64_default"] = (
+        figures["train_samples_per_s_b64" + ("" if Config().jit_compile else "_no_xla")]
+        / figures["plain_keras_samples_per_s_b64"])
+    # The derived figures are those of the default setting (Config().jit_compile).
+    default_rate = figures["train_samples_per_s_b64" + ("" if Config().jit_compile else "_no_xla")]
+    figures["train_ms_per_step_b64_default"] = 64000.0 / default_rate
     figures["release_samples_per_s_b64"] = 64 / 0.028  # REFERENCE: ~28 ms/step on this CPU
-    figures["speedup_vs_release_b64"] = figures["train_samples_per_s_b64"] / (64 / 0.028)
-    figures["epoch_minutes_b64"] = len(inputs) / figures["train_samples_per_s_b64"] / 60
+    figures["speedup_vs_release_b64_default"] = default_rate / (64 / 0.028)
+    figures["epoch_minutes_b64_default"] = len(inputs) / default_rate / 60
     figures["eval_seconds"] = eval_seconds(model, stats, test_set, config)
     figures["eval_frames"] = len(test_set)
     figures["infer_ms_b1"] = infer_ms_b1(model)
