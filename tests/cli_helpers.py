@@ -8,9 +8,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_cli(*args, env_extra=None):
-    """The command's CompletedProcess (CPU only, TensorFlow's own logging quiet)."""
+    """The command's CompletedProcess (CPU only, TensorFlow's own logging quiet);
+    `env_extra` sets variables, or removes those given as None."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    env.update(env_extra or {})
+    for name, value in (env_extra or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return subprocess.run([sys.executable, os.path.join(REPO, "predict_3dpose_mdm.py"), *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 

@@ -34,7 +34,7 @@ def train(data_dir, train_dir, fault=None):
     return run_cli("--data_dir", data_dir, "--train_dir", str(train_dir), "--action", "Walking",
                    "--epochs", str(EPOCHS), "--linear_size", "24", "--num_layers", "1",
                    "--batch_size", "32", "--verbose", "0", "--miss_num", "1", "--seed", "3",
-                   env_extra={"MDM_FAULT_INJECTION": fault or ""})
+                   env_extra={"MDM_FAULT_INJECTION": fault})
 
 
 def steps_on_disk(train_dir):
