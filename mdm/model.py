@@ -40,13 +40,21 @@ class MaxNormDense(keras.layers.Layer):
                                     initializer=kaiming_truncated_normal(self.units))
 
     def effective_kernel(self):
-        """The matrix the forward pass multiplies by, clipped in float32."""
-        kernel = tf.convert_to_tensor(self.kernel.value)
+        """The matrix the forward pass effectively multiplies by (for inspection)."""
+        kernel = tf.cast(tf.convert_to_tensor(self.kernel.value), tf.float32)
         return tf.clip_by_norm(kernel, 1.0) if self.max_norm else kernel
 
     def call(self, inputs):
-        kernel = tf.cast(self.effective_kernel(), inputs.dtype)
-        return tf.matmul(inputs, kernel) + tf.cast(self.bias.value, inputs.dtype)
+        # x (W min(1, 1/|W|)) computed as (x W) min(1, 1/|W|): the same numbers, but the
+        # scale multiplies the (batch, units) product instead of the (in, units) matrix, and
+        # its gradient needs no full-size clipped copy of W (5.7 ms less per step at batch
+        # 64 on the 2-core CPU; README, Performance).
+        kernel = tf.convert_to_tensor(self.kernel.value)  # float16 under mixed precision
+        outputs = tf.matmul(inputs, tf.cast(kernel, inputs.dtype))
+        if self.max_norm:
+            norm = tf.norm(tf.cast(kernel, tf.float32))  # float16 would overflow the sum
+            outputs = outputs * tf.cast(tf.minimum(1.0, 1.0 / norm), inputs.dtype)
+        return outputs + tf.cast(self.bias.value, inputs.dtype)
 
 
 class LinearUnit(keras.layers.Layer):

@@ -16,6 +16,7 @@ from mdm import checkpoints, dataset, distribution, evaluation, faults, release_
 from mdm.errors import UserError
 from mdm.model import build_model
 from mdm.normalization import NormStats
+from mdm.optimizers import FusedAdam
 from mdm.pipeline import distributed_training_dataset
 
 LOG = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ def learning_rate_schedule(config):
 
 def make_optimizer(config):
     """Adam(0.9, 0.999, 1e-8) on the release's schedule; loss-scaled with --use_fp16."""
-    optimizer = keras.optimizers.Adam(learning_rate_schedule(config), beta_1=0.9,
-                                      beta_2=0.999, epsilon=1e-8)
+    optimizer = FusedAdam(learning_rate_schedule(config), beta_1=0.9, beta_2=0.999,
+                          epsilon=1e-8)
     if config.use_fp16:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
