@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdm import config as config_lib
-from mdm import faults
+from mdm import faults, skeleton
 from mdm.errors import UserError
 from mdm.normalization import NormStats
 
@@ -33,7 +33,8 @@ class StatsModule(tf.Module):
 
     def __init__(self, stats=None):
         super().__init__(name="normalization")
-        shapes = {"mean_2d": (16, 2), "std_2d": (16, 2), "mean_3d": (17, 3), "std_3d": (17, 3)}
+        inputs, joints = (len(skeleton.INPUT_JOINTS), 2), (skeleton.NUM_JOINTS, 3)
+        shapes = {"mean_2d": inputs, "std_2d": inputs, "mean_3d": joints, "std_3d": joints}
         arrays = stats.as_arrays() if stats is not None else {
             name: np.zeros(shape) for name, shape in shapes.items()}
         self.values = {name: tf.Variable(arrays[name], dtype=tf.float64, trainable=False,

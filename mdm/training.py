@@ -12,7 +12,8 @@ import time
 import keras
 import tensorflow as tf
 
-from mdm import checkpoints, dataset, distribution, evaluation, faults, release_checkpoint, report
+from mdm import (checkpoints, dataset, distribution, evaluation, faults, release_checkpoint,
+                 report, skeleton)
 from mdm.errors import UserError
 from mdm.model import build_model
 from mdm.normalization import NormStats
@@ -176,8 +177,7 @@ def load_for_testing(config):
         model = release_checkpoint.load_release_model(path, config)
         return model, release_checkpoint.statistics_from_training_data(config)
     checkpoints.check_architecture(load_dir, config)
-    output_dim = 3 * (14 if config.predict_14 else 16)
-    model = build_model(config, output_dim)
+    model = build_model(config, 3 * len(skeleton.output_joints(config.predict_14)))
     store = checkpoints.CheckpointStore(load_dir, model)
     try:
         store.restore(path, partial=True)

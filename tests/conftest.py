@@ -12,6 +12,23 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
+def synthetic_h36m(tmp_path_factory):
+    """make(frames_per_sequence, seed) -> a synthetic dataset directory, written once."""
+    from mdm import synthetic
+
+    made = {}
+
+    def make(frames_per_sequence, seed):
+        key = (frames_per_sequence, seed)
+        if key not in made:
+            out = tmp_path_factory.mktemp(f"synthetic_{frames_per_sequence}_{seed}")
+            made[key] = synthetic.write_synthetic_h36m(str(out), frames_per_sequence, seed)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def h36m_sample_dir():
     """../shared/data/h36m_sample relative to the repository root, or skip."""
     path = SHARED_DATA / "h36m_sample"

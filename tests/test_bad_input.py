@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdm import checkpoints, synthetic, training
+from mdm import checkpoints, training
 from mdm.config import Config
 from mdm.errors import UserError
 
@@ -18,10 +18,8 @@ TINY = ["--linear_size", "16", "--num_layers", "1", "--batch_size", "32", "--ver
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthetic_bad_input")
-    synthetic.write_synthetic_h36m(str(out), frames_per_sequence=8, seed=2)
-    return str(out)
+def data_dir(synthetic_h36m):
+    return synthetic_h36m(8, 2)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 
-from mdm import synthetic
 
 from cli_helpers import error_line, run_cli
 
@@ -16,10 +15,8 @@ SMALL_NET = ["--linear_size", "32", "--num_layers", "1", "--batch_size", "32",
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthetic")
-    synthetic.write_synthetic_h36m(str(out), frames_per_sequence=12, seed=3)
-    return str(out)
+def data_dir(synthetic_h36m):
+    return synthetic_h36m(12, 3)
 
 
 @pytest.fixture(scope="module")

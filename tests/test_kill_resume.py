@@ -14,7 +14,6 @@ import signal
 import numpy as np
 import pytest
 
-from mdm import synthetic
 
 from cli_helpers import run_cli
 
@@ -24,10 +23,8 @@ STEPS_PER_EPOCH = (5 * 2 * 4 * 8) // 32  # 5 subjects x 2 sequences x 4 cameras 
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthetic_kill")
-    synthetic.write_synthetic_h36m(str(out), frames_per_sequence=8, seed=11)
-    return str(out)
+def data_dir(synthetic_h36m):
+    return synthetic_h36m(8, 11)
 
 
 def train(data_dir, train_dir, fault=None):

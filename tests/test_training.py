@@ -9,16 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdm import checkpoints, synthetic, training
+from mdm import checkpoints, training
 from mdm.config import Config
 from mdm.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthetic_training")
-    synthetic.write_synthetic_h36m(str(out), frames_per_sequence=8, seed=5)
-    return str(out)
+def data_dir(synthetic_h36m):
+    return synthetic_h36m(8, 5)
 
 
 def tiny_config(data_dir, train_dir, **overrides):
