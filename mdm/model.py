@@ -9,7 +9,7 @@ import math
 import keras
 import tensorflow as tf
 
-from mdm import losses
+from mdm import linear_ops, losses
 from mdm.pipeline import corrupt_missing_joints
 
 
@@ -45,14 +45,8 @@ class MaxNormDense(keras.layers.Layer):
         return tf.clip_by_norm(kernel, 1.0) if self.max_norm else kernel
 
     def call(self, inputs):
-        # x (W min(1, 1/|W|)) computed as (x W) min(1, 1/|W|): the same numbers, but the
-        # scale multiplies the (batch, units) product instead of the (in, units) matrix, and
-        # its gradient needs no full-size clipped copy of W.
-        kernel = tf.convert_to_tensor(self.kernel.value)  # float16 under mixed precision
-        outputs = tf.matmul(inputs, tf.cast(kernel, inputs.dtype))
-        if self.max_norm:
-            norm = tf.norm(tf.cast(kernel, tf.float32))  # float16 would overflow the sum
-            outputs = outputs * tf.cast(tf.minimum(1.0, 1.0 / norm), inputs.dtype)
+        kernel = tf.convert_to_tensor(self.kernel.value)  # the float32 master copy
+        outputs = linear_ops.linear_map(inputs, kernel, self.max_norm)
         return outputs + tf.cast(self.bias.value, inputs.dtype)
 
 
