@@ -122,15 +122,16 @@ def build_config():
         mpi_test_npz=FLAGS.mpi_test_npz, mpi_norm_stats=FLAGS.mpi_norm_stats)
 
 
-def setup_logging(train_dir):
+def setup_logging(train_dir, to_file):
     logger = logging.getLogger("mdm")
     logger.setLevel(logging.INFO)
     logger.propagate = False
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     handlers = [logging.StreamHandler(sys.stderr)]
-    log_dir = os.path.join(train_dir, "log")
-    os.makedirs(log_dir, exist_ok=True)
-    handlers.append(logging.FileHandler(os.path.join(log_dir, "log.txt")))
+    if to_file:
+        log_dir = os.path.join(train_dir, "log")
+        os.makedirs(log_dir, exist_ok=True)
+        handlers.append(logging.FileHandler(os.path.join(log_dir, "log.txt")))
     for handler in handlers:
         handler.setFormatter(formatter)
         logger.addHandler(handler)
@@ -141,8 +142,8 @@ def run(config):
     if config.use_cpu:
         import tensorflow as tf
         tf.config.set_visible_devices([], "GPU")
-    from mdm import runner, synthetic, training
-    logger = setup_logging(config.train_dir)
+    from mdm import distribution, runner, synthetic, training
+    logger = setup_logging(config.train_dir, distribution.writes_outputs(config.distribute))
     if (config.dataset == "h36m" and config.data_dir == SYNTHETIC_DATA_DIR
             and not os.path.isdir(SYNTHETIC_DATA_DIR)):
         logger.warning("no Human3.6M at %s: generating the built-in synthetic dataset in %s",

@@ -6,9 +6,11 @@ batch norm is synchronised, so the learning rate and its schedule need no change
 run on R replicas takes the same steps as a run on one device.
 """
 
+import atexit
 import json
 import logging
 import os
+import shutil
 import tempfile
 
 import tensorflow as tf
@@ -30,6 +32,14 @@ def make_strategy(name, devices=None):
     return strategy
 
 
+def spans_several_workers(strategy):
+    """Whether `strategy` is a MultiWorkerMirroredStrategy over two or more tasks."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", [])) > 1
+
+
 def is_chief():
     """The task that writes checkpoints, logs and results: the "chief" task if the cluster
     has one, else worker 0; without TF_CONFIG, this process."""
@@ -42,8 +52,18 @@ def is_chief():
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
-def checkpoint_directory(train_dir):
-    """Non-chief workers must take part in every save but write to a scratch folder."""
-    if is_chief():
+def writes_outputs(distribute):
+    """Whether this process writes train_dir (config, logs, summaries, results): always,
+    except in the non-chief tasks of a --distribute multi_worker cluster, which may share
+    train_dir with the chief."""
+    return distribute != "multi_worker" or is_chief()
+
+
+def checkpoint_directory(train_dir, distribute):
+    """Where this process saves checkpoints: non-chief workers must take part in every
+    save, but into a scratch folder of their own, removed when the process exits."""
+    if writes_outputs(distribute):
         return train_dir
-    return tempfile.mkdtemp(prefix="mdm_worker_checkpoint_")
+    scratch = tempfile.mkdtemp(prefix="mdm_worker_checkpoint_")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch

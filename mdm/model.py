@@ -9,7 +9,7 @@ import math
 import keras
 import tensorflow as tf
 
-from mdm import linear_ops, losses
+from mdm import distribution, linear_ops, losses
 from mdm.pipeline import corrupt_missing_joints
 
 
@@ -154,17 +154,38 @@ class MixtureDensityNetwork(keras.Model):
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result(), "learning_rate": self.optimizer.learning_rate}
+        return _as_logs({"loss": self.loss_tracker.result(),
+                         "learning_rate": self.optimizer.learning_rate})
 
     def test_step(self, data):
         inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
         loss = self.compute_loss_value(targets, self(inputs, training=False))
         self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
+        return _as_logs({"loss": self.loss_tracker.result()})
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3's fit() first reduces one distributed batch with strategy.reduce, which
+        # raises for an (inputs, targets) tuple under MultiWorkerMirroredStrategy with two
+        # or more workers (keras-team/keras#20585). That batch only serves to build what is
+        # unbuilt; build_model() has built the network, which leaves the optimizer.
+        if not self.built:
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        elif self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):
         return [self.loss_tracker]
+
+
+def _as_logs(scalars):
+    """The step's logs. Across several workers Keras averages them with
+    strategy.reduce(MEAN, value, axis=0), which needs an axis to reduce: give each
+    scalar one, so the reduced log is again a scalar."""
+    if distribution.spans_several_workers(tf.distribute.get_strategy()):
+        return {name: tf.reshape(value, [1]) for name, value in scalars.items()}
+    return scalars
 
 
 def build_model(config, output_dim):

@@ -82,6 +82,8 @@ class EpochEnd(keras.callbacks.Callback):
             return
         path = self.store.save(step, epoch + 1)
         LOG.info("epoch %d: loss %.4f, saved %s", epoch + 1, float(logs["loss"]), path)
+        if self.test_set is None:
+            return
         if self.predictor is None:
             self.predictor = evaluation.make_predictor(self.model, self.config.jit_compile)
         start = time.time()
@@ -142,11 +144,14 @@ def train(config):
         model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                       steps_per_execution=config.steps_per_execution)
         optimizer.build(model.trainable_variables)
-        store = checkpoints.CheckpointStore(distribution.checkpoint_directory(config.train_dir),
+        store = checkpoints.CheckpointStore(distribution.checkpoint_directory(config.train_dir,
+                                                                           config.distribute),
                                             model, optimizer, stats,
                                             max_to_keep=config.max_to_keep)
         first_epoch = _resume(store, config)
-    checkpoints.write_config(config.train_dir, config)
+    writes_outputs = distribution.writes_outputs(config.distribute)
+    if writes_outputs:
+        checkpoints.write_config(config.train_dir, config)
     if first_epoch >= config.epochs:
         LOG.info("already trained for %d epochs; nothing to do", first_epoch)
         return None
@@ -154,8 +159,11 @@ def train(config):
                                                config.seed, config.epochs, first_epoch)
     LOG.info("training on %d samples: %d steps of %d per epoch, epochs %d..%d", len(inputs),
              steps, config.batch_size, first_epoch + 1, config.epochs)
-    writer = tf.summary.create_file_writer(os.path.join(config.train_dir, "summary"))
-    callback = EpochEnd(config, store, stats, test_set, writer)
+    if writes_outputs:
+        writer = tf.summary.create_file_writer(os.path.join(config.train_dir, "summary"))
+        callback = EpochEnd(config, store, stats, test_set, writer)
+    else:  # a non-chief worker: it saves (a collective operation) but evaluates nothing
+        callback = EpochEnd(config, store, stats, None, tf.summary.create_noop_writer())
     history = model.fit(data, epochs=config.epochs, initial_epoch=first_epoch,
                         steps_per_epoch=steps, callbacks=[callback], verbose=config.verbose,
                         shuffle=False)  # the pipeline shuffles, seeded per epoch

@@ -7,8 +7,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_cli(*args, env_extra=None):
-    """The command's CompletedProcess (CPU only, TensorFlow's own logging quiet);
+def start_cli(*args, env_extra=None):
+    """Start the command (CPU only, TensorFlow's own logging quiet) and return its Popen;
     `env_extra` sets variables, or removes those given as None."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     for name, value in (env_extra or {}).items():
@@ -16,8 +16,20 @@ def run_cli(*args, env_extra=None):
             env.pop(name, None)
         else:
             env[name] = value
-    return subprocess.run([sys.executable, os.path.join(REPO, "predict_3dpose_mdm.py"), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.Popen([sys.executable, os.path.join(REPO, "predict_3dpose_mdm.py"), *args],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish_cli(process, timeout=600):
+    """Wait for a started command; its CompletedProcess."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_cli(*args, env_extra=None):
+    """The command's CompletedProcess (see start_cli)."""
+    return finish_cli(start_cli(*args, env_extra=env_extra))
 
 
 def error_line(result):

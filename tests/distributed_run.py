@@ -1,23 +1,23 @@
-"""Run by test_distribute.py in a fresh process (logical devices must be set before
-TensorFlow starts): train a few steps on one device and on two logical CPUs with the
-same global batch, and print the per-step losses and final weights of both as JSON."""
+"""Run by test_distribute.py in fresh processes; prints per-step losses and the trained
+model's outputs as JSON on its last line.
+
+  python distributed_run.py mirrored    one device, then mirrored on two logical CPUs
+  python distributed_run.py single      one device only
+  python distributed_run.py worker      one MultiWorkerMirroredStrategy task (TF_CONFIG)
+"""
 
 import json
 import sys
 
+import keras
+import numpy as np
 import tensorflow as tf
 
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from mdm import distribution  # noqa: E402
-from mdm.config import Config  # noqa: E402
-from mdm.model import build_model  # noqa: E402
-from mdm.pipeline import distributed_training_dataset  # noqa: E402
-from mdm.training import make_optimizer  # noqa: E402
+from mdm import distribution
+from mdm.config import Config
+from mdm.model import build_model
+from mdm.pipeline import distributed_training_dataset
+from mdm.training import make_optimizer
 
 STEPS = 6
 
@@ -58,7 +58,16 @@ def run(distribute, devices):
             "outputs": outputs}
 
 
+def main(mode):
+    if mode == "single":
+        return {"single": run("", None)}
+    if mode == "worker":
+        return {"worker": run("multi_worker", None)}
+    # Logical devices must be configured before TensorFlow initialises its devices.
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    return {"single": run("", None), "mirrored": run("mirrored", ["/cpu:0", "/cpu:1"])}
+
+
 if __name__ == "__main__":
-    single = run("mirrored", ["/cpu:0"]) if sys.argv[1:] == ["mirrored1"] else run("", None)
-    mirrored = run("mirrored", ["/cpu:0", "/cpu:1"])
-    print(json.dumps({"single": single, "mirrored": mirrored}))
+    print(json.dumps(main(sys.argv[1])))

@@ -3,6 +3,7 @@ two logical CPUs takes the same steps as a one-device run at the same global bat
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -62,18 +63,61 @@ def test_only_the_chief_writes(monkeypatch, task, chief):
     assert distribution.is_chief() is chief
 
 
-def test_mirrored_two_devices_matches_one_device():
+def _run_script(mode, tf_config=None):
+    """Start distributed_run.py in `mode` (a Popen whose stdout ends with the JSON)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run([sys.executable, os.path.join(HERE, "distributed_run.py")],
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    runs = json.loads(result.stdout.strip().splitlines()[-1])
+    env.pop("TF_CONFIG", None)
+    if tf_config:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    return subprocess.Popen([sys.executable, os.path.join(HERE, "distributed_run.py"), mode],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process):
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _assert_same_training(run, single):
+    np.testing.assert_allclose(run["losses"], single["losses"], rtol=1e-4)
+    assert single["losses"][0] != single["losses"][-1]  # it trained
+    for got, expected in zip(run["outputs"], single["outputs"]):  # means, scales, weights
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_mirrored_two_devices_matches_one_device():
+    runs = _finish(_run_script("mirrored"))
     single, mirrored = runs["single"], runs["mirrored"]
     assert (single["replicas"], mirrored["replicas"]) == (1, 2)
-    np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=1e-4)
-    assert single["losses"][0] != single["losses"][-1]  # it trained
-    for got, expected in zip(mirrored["outputs"], single["outputs"]):  # means, scales, weights
-        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+    _assert_same_training(mirrored, single)
+
+
+def _worker_config(workers, index):
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_two_worker_processes_match_one_device():
+    """Two real processes on localhost form a MultiWorkerMirroredStrategy cluster from
+    TF_CONFIG; each worker's losses and trained model equal a one-device run's."""
+    workers = [f"localhost:{port}" for port in _free_ports(2)]
+    processes = [_run_script("worker", json.loads(_worker_config(workers, index)))
+                 for index in range(2)]
+    single = _finish(_run_script("single"))["single"]
+    for process in processes:
+        worker = _finish(process)["worker"]
+        assert worker["replicas"] == 2
+        _assert_same_training(worker, single)
 
 
 @pytest.mark.parametrize("strategy", ["mirrored", "multi_worker"])
@@ -92,3 +136,40 @@ def test_command_line_trains_under_each_strategy(strategy, tmp_path):
     assert f"{strategy} strategy over 1 replicas" in result.stderr
     assert (train_dir / "checkpoint-10.index").is_file()  # 320 samples / 32
     assert (train_dir / "results.json").is_file()
+
+
+def test_two_worker_command_lines_share_train_dir_and_match_one_process(tmp_path):
+    """Two `--distribute multi_worker` processes with one train_dir: both finish, only
+    the chief writes there, and the results equal those of a one-process run."""
+    from cli_helpers import finish_cli, start_cli, run_cli
+    from mdm import synthetic
+
+    data_dir = tmp_path / "data"
+    synthetic.write_synthetic_h36m(str(data_dir), frames_per_sequence=8, seed=1)
+    flags = ["--data_dir", str(data_dir), "--action", "Walking", "--epochs", "2",
+             "--linear_size", "16", "--num_layers", "1", "--batch_size", "32",
+             "--dropout", "1.0", "--verbose", "0"]  # keep prob 1: masks differ per replica
+    workers = [f"localhost:{port}" for port in _free_ports(2)]
+    shared = tmp_path / "shared"
+    processes = [start_cli(*flags, "--train_dir", str(shared), "--distribute", "multi_worker",
+                           env_extra={"TF_CONFIG": _worker_config(workers, index)})
+                 for index in range(2)]
+    single = run_cli(*flags, "--train_dir", str(tmp_path / "single"),
+                     env_extra={"TF_CONFIG": None})
+    assert single.returncode == 0, single.stderr
+    chief, worker = (finish_cli(process) for process in processes)
+    assert chief.returncode == 0 and worker.returncode == 0, chief.stderr + worker.stderr
+    assert "multi_worker strategy over 2 replicas" in chief.stderr
+    assert "epoch 2" in chief.stderr and "Average" not in worker.stderr
+    assert sorted(os.listdir(shared / "log")) == ["log.txt"]
+    assert "saved" in (shared / "log" / "log.txt").read_text()
+    assert (shared / "checkpoint-20.index").is_file()  # 2 epochs of 320 samples / 32
+    with open(shared / "results.json") as handle:
+        distributed_results = json.load(handle)
+    with open(tmp_path / "single" / "results.json") as handle:
+        single_results = json.load(handle)
+    assert distributed_results.keys() == single_results.keys()
+    for action, columns in single_results["results"].items():
+        for column, value in columns.items():
+            np.testing.assert_allclose(distributed_results["results"][action][column], value,
+                                       rtol=1e-3)
