@@ -1,0 +1,57 @@
+"""The benchmark scripts run end to end and write every figure the performance issue
+names. Smoke tests only: tests never assert a time."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+from cli_helpers import REPO
+
+BENCH_KEYS = ("train_samples_per_s_b64", "train_samples_per_s_large", "eval_seconds",
+              "infer_ms_b1", "infer_ms_b1024", "prep_seconds_cold", "prep_seconds_cached",
+              "peak_rss_mb", "device", "tensorflow", "command", "plain_keras_samples_per_s_b64",
+              "speedup_vs_release_b64")
+BREAKDOWN_KEYS = ("matmul_ms_forward_xW", "matmul_ms_input_grad_transpose_b",
+                  "matmul_ms_input_grad_linear_ops", "train_step_ms_all_features",
+                  "train_step_ms_no_max_norm_bn_dropout", "adam_update_ms", "floor_ms",
+                  "max_speedup_vs_release")
+
+
+def _run_script(name, *args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", name), *args],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _check_figures(path, keys):
+    with open(path) as handle:
+        figures = json.load(handle)
+    for key in keys:
+        assert key in figures, key
+        if isinstance(figures[key], float):
+            assert math.isfinite(figures[key]) and figures[key] > 0, (key, figures[key])
+    return figures
+
+
+def test_bench_writes_every_figure(tmp_path, synthetic_h36m):
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    os.symlink(synthetic_h36m(16, 0), work_dir / "synthetic")  # used instead of generating
+    out = tmp_path / "bench.json"
+    result = _run_script("bench.py", "--work_dir", str(work_dir), "--json", str(out),
+                         "--steps", "4", "--large_batch", "128", "--skip_xla")
+    figures = _check_figures(out, BENCH_KEYS)
+    assert figures["data"] == "synthetic" and figures["timed_steps"] == 4
+    assert "train_samples_per_s_b64_xla" not in figures  # --skip_xla
+    assert "eval_seconds" in result.stdout  # the printed table
+
+
+def test_step_breakdown_writes_every_figure(tmp_path):
+    out = tmp_path / "breakdown.json"
+    _run_script("step_breakdown.py", "--json", str(out), "--repeats", "1")
+    figures = _check_figures(out, BREAKDOWN_KEYS)
+    assert figures["batch_size"] == 64 and figures["step_matmul_gflop"] > 1.0
