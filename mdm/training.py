@@ -133,10 +133,15 @@ def _resume(store, config):
 
 
 def train(config):
-    """Train (or resume) in config.train_dir; returns the Keras history."""
+    """Train (or resume) in config.train_dir; returns a keras History of the epochs run
+    (None if there was nothing to do)."""
     keras.utils.set_random_seed(config.seed)
     checkpoints.check_architecture(config.train_dir, config)
     inputs, targets, stats, test_set = prepare_training_arrays(config)
+    steps = len(inputs) // config.batch_size  # the last partial batch is dropped
+    if steps == 0:
+        raise UserError(f"{len(inputs)} training samples are fewer than one batch of "
+                        f"{config.batch_size}; lower --batch_size")
     strategy = distribution.make_strategy(config.distribute)
     with strategy.scope():
         model = build_model(config, targets.shape[1])
@@ -155,8 +160,6 @@ def train(config):
     if first_epoch >= config.epochs:
         LOG.info("already trained for %d epochs; nothing to do", first_epoch)
         return None
-    data, steps = distributed_training_dataset(strategy, inputs, targets, config.batch_size,
-                                               config.seed, config.epochs, first_epoch)
     LOG.info("training on %d samples: %d steps of %d per epoch, epochs %d..%d", len(inputs),
              steps, config.batch_size, first_epoch + 1, config.epochs)
     if writes_outputs:
@@ -164,15 +167,37 @@ def train(config):
         callback = EpochEnd(config, store, stats, test_set, writer)
     else:  # a non-chief worker: it saves (a collective operation) but evaluates nothing
         callback = EpochEnd(config, store, stats, None, tf.summary.create_noop_writer())
-    history = model.fit(data, epochs=config.epochs, initial_epoch=first_epoch,
-                        steps_per_epoch=steps, callbacks=[callback], verbose=config.verbose,
-                        shuffle=False)  # the pipeline shuffles, seeded per epoch
-    if callback.non_finite_step is not None:
-        latest = checkpoints.available_steps(config.train_dir)
-        kept = f"checkpoint-{latest[-1]}" if latest else "no checkpoint"
-        raise UserError(f"training stopped: non-finite loss by step {callback.non_finite_step}"
-                        f" (the last good checkpoint is {kept} in {config.train_dir})")
+    history = keras.callbacks.History()
+    for epoch in range(first_epoch, config.epochs):
+        _fit_one_epoch(model, strategy, inputs, targets, config, epoch, [callback, history])
+        if callback.non_finite_step is not None:
+            latest = checkpoints.available_steps(config.train_dir)
+            kept = f"checkpoint-{latest[-1]}" if latest else "no checkpoint"
+            raise UserError(f"training stopped: non-finite loss by step "
+                            f"{callback.non_finite_step} (the last good checkpoint is {kept} "
+                            f"in {config.train_dir})")
     return history
+
+
+class _StopAfterEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def _fit_one_epoch(model, strategy, inputs, targets, config, epoch, callbacks):
+    """One epoch of fit() on a dataset of exactly that epoch's batches.
+
+    One fit() per epoch because with --steps_per_execution N, Keras runs N steps per call
+    even across an epoch boundary when N does not divide the steps per epoch; a dataset
+    that ends with the epoch makes the last call stop there, so every checkpoint falls on
+    an epoch boundary and a resumed run sees the batches an uninterrupted one did. fit() is
+    told the run's epoch count (its progress shows "epoch e/total") and stopped after one.
+    """
+    data, steps = distributed_training_dataset(strategy, inputs, targets, config.batch_size,
+                                               config.seed, epochs=epoch + 1, first_epoch=epoch)
+    model.fit(data, epochs=config.epochs, initial_epoch=epoch, steps_per_epoch=steps,
+              callbacks=callbacks + [_StopAfterEpoch()], verbose=config.verbose,
+              shuffle=False)  # the pipeline shuffles, seeded per epoch
 
 
 def load_for_testing(config):

@@ -38,6 +38,14 @@ def test_empty_data_dir(tmp_path):
     assert "cameras file not found" in line and "3d-pose-baseline" in line
 
 
+def test_batch_larger_than_the_training_set(data_dir, tmp_path):
+    # Walking at 8 frames per sequence is 320 training samples.
+    line = error_line(run_cli("--data_dir", data_dir, "--train_dir", str(tmp_path / "t"),
+                              *TINY, "--batch_size", "1000"))
+    assert line == ("error: 320 training samples are fewer than one batch of 1000; "
+                    "lower --batch_size")
+
+
 def test_train_dir_not_writable(data_dir, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")

@@ -55,6 +55,22 @@ def test_resume_matches_uninterrupted_run(data_dir, tmp_path):
     assert results(straight.train_dir) == results(resumed.train_dir)
 
 
+def test_steps_per_execution_trains_the_same_steps(data_dir, tmp_path):
+    """--steps_per_execution 3 with 10 steps per epoch (320 Walking samples / 32): every
+    epoch still takes exactly its 10 batches, so the run equals the one-step run."""
+    one = tiny_config(data_dir, tmp_path / "one")
+    three = tiny_config(data_dir, tmp_path / "three", steps_per_execution=3)
+    for config in (one, three):
+        training.train(config)
+    step_one, weights_one = final_weights(one.train_dir)
+    step_three, weights_three = final_weights(three.train_dir)
+    assert step_one == step_three == 20
+    assert checkpoints.available_steps(three.train_dir) == [10, 20]
+    for name in weights_one:
+        np.testing.assert_allclose(weights_three[name], weights_one[name], rtol=1e-5,
+                                   atol=1e-6, err_msg=name)
+
+
 def test_same_seed_same_numbers_other_seed_differs(data_dir, tmp_path):
     first = tiny_config(data_dir, tmp_path / "a", epochs=1)
     second = tiny_config(data_dir, tmp_path / "b", epochs=1)
