@@ -167,25 +167,17 @@ def test_missing_group_raises_user_error(tmp_path):
     assert str(path) in str(info.value) and "subject9" in str(info.value)
 
 
-def test_missing_camera_group_raises_user_error(tmp_path):
+@pytest.mark.parametrize("removed, named", [("subject1/camera4", ["camera4"]),
+                                             ("subject1/camera2/k", ["camera2", "k"])])
+def test_missing_camera_group_or_dataset_raises_user_error(tmp_path, removed, named):
     path = tmp_path / "cameras.h5"
     _write_table(path, np.random.default_rng(5))
     with h5py.File(path, "a") as handle:
-        del handle["subject1/camera4"]
-    with pytest.raises(UserError) as info:
-        cams.load_cameras(str(path), [1])
-    assert str(path) in str(info.value) and "camera4" in str(info.value)
-
-
-def test_missing_dataset_raises_user_error(tmp_path):
-    path = tmp_path / "cameras.h5"
-    _write_table(path, np.random.default_rng(6))
-    with h5py.File(path, "a") as handle:
-        del handle["subject1/camera2/k"]
+        del handle[removed]
     with pytest.raises(UserError) as info:
         cams.load_cameras(str(path), [1])
     message = str(info.value)
-    assert str(path) in message and "k" in message and "camera2" in message
+    assert str(path) in message and all(name in message for name in named)
 
 
 @pytest.mark.parametrize("dataset,shape", [("T", (3,)), ("R", (3, 2)), ("f", (1, 2))])
