@@ -36,8 +36,10 @@ def _index_batches(num_samples, batch_size, seed, epochs, first_epoch):
 
 
 def _gathered(index_batches, inputs, targets):
-    x = tf.constant(inputs, tf.float32)
-    y = tf.constant(targets, tf.float32)
+    # Tensors pass through unconverted, so datasets built every epoch from the same
+    # tensors share one copy of the data (see training._fit_one_epoch).
+    x = tf.convert_to_tensor(inputs, tf.float32)
+    y = tf.convert_to_tensor(targets, tf.float32)
     dataset = index_batches.map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)),
                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -45,7 +47,8 @@ def _gathered(index_batches, inputs, targets):
 
 def training_dataset(inputs, targets, batch_size, seed, epochs, first_epoch=0):
     """Batches of (x, y) for epochs first_epoch..epochs-1, reshuffled every epoch, the
-    last partial batch dropped (REFERENCE.md §2). Returns (dataset, steps_per_epoch)."""
+    last partial batch dropped (REFERENCE.md §2). Returns (dataset, steps_per_epoch).
+    `inputs` and `targets` are arrays or float32 tensors (N, 32) and (N, D)."""
     index_batches, steps = _index_batches(len(inputs), batch_size, seed, epochs, first_epoch)
     return _gathered(index_batches, inputs, targets), steps
 

@@ -168,6 +168,8 @@ def train(config):
     else:  # a non-chief worker: it saves (a collective operation) but evaluates nothing
         callback = EpochEnd(config, store, stats, None, tf.summary.create_noop_writer())
     history = keras.callbacks.History()
+    # One copy of the data in TensorFlow for all the epochs' datasets.
+    inputs, targets = tf.constant(inputs, tf.float32), tf.constant(targets, tf.float32)
     for epoch in range(first_epoch, config.epochs):
         _fit_one_epoch(model, strategy, inputs, targets, config, epoch, [callback, history])
         if callback.non_finite_step is not None:

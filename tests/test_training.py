@@ -71,6 +71,24 @@ def test_steps_per_execution_trains_the_same_steps(data_dir, tmp_path):
                                    atol=1e-6, err_msg=name)
 
 
+def test_every_epoch_dataset_shares_one_copy_of_the_data(data_dir, tmp_path, monkeypatch):
+    """One fit() per epoch builds one dataset per epoch; they must all gather from the same
+    tensors (a copy per epoch grew memory by ~0.25 GB an epoch on real Human3.6M)."""
+    seen = []
+    original = training.distributed_training_dataset
+
+    def recording(strategy, inputs, targets, *args, **kwargs):
+        seen.append((inputs, targets))
+        return original(strategy, inputs, targets, *args, **kwargs)
+
+    monkeypatch.setattr(training, "distributed_training_dataset", recording)
+    training.train(tiny_config(data_dir, tmp_path / "t", epochs=3))
+    assert len(seen) == 3
+    for inputs, targets in seen:
+        assert isinstance(inputs, tf.Tensor) and isinstance(targets, tf.Tensor)
+        assert inputs is seen[0][0] and targets is seen[0][1]
+
+
 def test_same_seed_same_numbers_other_seed_differs(data_dir, tmp_path):
     first = tiny_config(data_dir, tmp_path / "a", epochs=1)
     second = tiny_config(data_dir, tmp_path / "b", epochs=1)
