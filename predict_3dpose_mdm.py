@@ -58,8 +58,8 @@ def define_flags():
     flags.DEFINE_list("test_subjects", ["9", "11"], "Test subjects")
     flags.DEFINE_string("cache_dir", "", "Where prepared data is cached (default train_dir/cache)")
     flags.DEFINE_integer("sample_figures", 20, "Figures per test sequence and camera in --sample")
-    # Measured on the 2-core CPU: 1,965 samples/s without XLA, 1,729 with (README,
-    # Performance), so XLA is off by default; try --jit_compile on a GPU.
+    # XLA measured slower on the 2-core CPU (README, Performance), so it is off by default;
+    # try --jit_compile on a GPU.
     flags.DEFINE_boolean("jit_compile", False, "Compile the train and inference steps with XLA")
     flags.DEFINE_integer("steps_per_execution", 1, "Training steps per compiled call: fewer "
                          "host round trips; callbacks and the progress bar see every n-th step")

@@ -10,9 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from mdm import metrics, report, skeleton
-from mdm.pipeline import EVAL_BATCH_SIZE, corrupt_missing_joints, evaluation_dataset
+from mdm.pipeline import corrupt_missing_joints
 
 COLUMNS = ("best", "most_probable", "mixture_mean")
+EVAL_BATCH_SIZE = 4096  # poses per inference call
 # Fixed so that every evaluation of a --miss_num model sees the same corrupted inputs.
 EVAL_CORRUPTION_SEED = 1234
 _ERROR_CHUNK = 65536
@@ -25,12 +26,12 @@ def make_predictor(model, jit_compile=True):
 
 
 def predict_mixture(predictor, inputs, batch_size=EVAL_BATCH_SIZE):
-    """Mixture parameters of every row of `inputs`, as numpy (means (N, K, D), ...)."""
-    parts = [[], [], []]
-    for batch in evaluation_dataset(inputs, batch_size):
-        for part, value in zip(parts, predictor(batch)):
-            part.append(value.numpy())
-    return tuple(np.concatenate(part) for part in parts)
+    """Mixture parameters of every row of (N, 32) `inputs`, in batches of `batch_size`
+    (the last one smaller), as numpy (means (N, K, D), scales (N, K), weights (N, K))."""
+    inputs = np.asarray(inputs, np.float32)
+    parts = [predictor(tf.constant(inputs[start:start + batch_size]))
+             for start in range(0, len(inputs), batch_size)]
+    return tuple(np.concatenate([part[i].numpy() for part in parts]) for i in range(3))
 
 
 def evaluation_inputs(stats, poses_2d, miss_num):

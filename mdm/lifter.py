@@ -22,12 +22,12 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from mdm import checkpoints, keypoints_io, mixture, release_checkpoint, skeleton, training
+from mdm import (checkpoints, evaluation, keypoints_io, mixture, release_checkpoint, skeleton,
+                 training)
 from mdm.config import ARCHITECTURE_FIELDS, Config
 from mdm.errors import UserError
 
 MAX_MISSING = 2  # --miss_num is 1 or 2 (REFERENCE.md §4)
-_BATCH = 4096
 _LIMB_NAMES = tuple(keypoints_io.INPUT_NAMES[p] for p in skeleton.LIMB_INPUT_POSITIONS)
 
 
@@ -132,10 +132,7 @@ class Lifter:
         filled = np.where(missing[..., None], self.stats.mean_2d, pixels)
         inputs = self.stats.normalize_inputs(filled).reshape(-1, 16, 2)
         inputs[missing] = 0.0
-        inputs = inputs.reshape(len(inputs), -1)
-        parts = [self._forward(tf.constant(inputs[start:start + _BATCH]))
-                 for start in range(0, len(inputs), _BATCH)]
-        return tuple(np.concatenate([part[i].numpy() for part in parts]) for i in range(3))
+        return evaluation.predict_mixture(self._forward, inputs.reshape(len(inputs), -1))
 
     def check_missing(self, pixels):
         """(N, 16) mask of NaN joints; refuses what training never saw, warns when the

@@ -12,8 +12,6 @@ import tensorflow as tf
 
 from mdm import skeleton
 
-EVAL_BATCH_SIZE = 4096
-
 
 def _epoch_order(num_samples, steps, batch_size, seed, epoch):
     noise = tf.random.stateless_uniform([num_samples], seed=tf.stack([seed, epoch]))
@@ -83,12 +81,6 @@ def distributed_training_dataset(strategy, inputs, targets, batch_size, seed, ep
                          inputs, targets)
 
     return strategy.distribute_datasets_from_function(dataset_fn), steps
-
-
-def evaluation_dataset(inputs, batch_size=EVAL_BATCH_SIZE):
-    """Every frame in order, the last batch kept (no frame is dropped)."""
-    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(inputs, np.float32))
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def _limb_to_input_coordinates():

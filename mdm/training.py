@@ -162,11 +162,10 @@ def train(config):
         return None
     LOG.info("training on %d samples: %d steps of %d per epoch, epochs %d..%d", len(inputs),
              steps, config.batch_size, first_epoch + 1, config.epochs)
-    if writes_outputs:
-        writer = tf.summary.create_file_writer(os.path.join(config.train_dir, "summary"))
-        callback = EpochEnd(config, store, stats, test_set, writer)
-    else:  # a non-chief worker: it saves (a collective operation) but evaluates nothing
-        callback = EpochEnd(config, store, stats, None, tf.summary.create_noop_writer())
+    writer = (tf.summary.create_file_writer(os.path.join(config.train_dir, "summary"))
+              if writes_outputs else tf.summary.create_noop_writer())
+    # A non-chief worker saves (a collective operation) but evaluates nothing.
+    callback = EpochEnd(config, store, stats, test_set if writes_outputs else None, writer)
     history = keras.callbacks.History()
     # One copy of the data in TensorFlow for all the epochs' datasets.
     inputs, targets = tf.constant(inputs, tf.float32), tf.constant(targets, tf.float32)

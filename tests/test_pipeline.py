@@ -95,17 +95,6 @@ def test_too_few_samples_for_one_batch():
         pipeline.training_dataset(inputs, targets, 8, seed=0, epochs=1)
 
 
-@pytest.mark.parametrize("num_samples,batch_size", [(10, 4), (8, 4), (3, 4096)])
-def test_evaluation_keeps_every_row_in_order(num_samples, batch_size):
-    inputs = np.random.default_rng(2).normal(size=(num_samples, 32))
-    batches = [b.numpy() for b in pipeline.evaluation_dataset(inputs, batch_size)]
-    sizes = [len(b) for b in batches]
-    assert sizes[:-1] == [batch_size] * (len(batches) - 1)
-    assert sum(sizes) == num_samples
-    assert_array_equal(np.concatenate(batches), inputs.astype(np.float32))
-    assert batches[0].dtype == np.float32
-
-
 def _corrupted_joints(original, corrupted):
     """Per row, the set of input joints whose two coordinates were zeroed; checks that
     nothing else changed and that joints are zeroed as a whole."""
