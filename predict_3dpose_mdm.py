@@ -1,7 +1,7 @@
 """Train, test or sample the mixture density network (Li & Lee, CVPR 2019).
 
-The flags keep the release's names and defaults (REFERENCE.md §6); this is the only
-module that reads them. It builds one `mdm.config.Config` and passes it down.
+The flags keep the release's names and defaults (docs/faithfulness.md §6); this is the only
+module that reads them. It builds one `mdm.core.config.Config` and passes it down.
 
   python predict_3dpose_mdm.py --data_dir D --train_dir T            # train (resumes)
   python predict_3dpose_mdm.py --test True --load N --load_dir T     # evaluate
@@ -20,7 +20,7 @@ SYNTHETIC_DATA_DIR = "data/synthetic"
 
 
 def define_flags():
-    # The release's flags, names and defaults (REFERENCE.md §6).
+    # The release's flags, names and defaults (docs/faithfulness.md §6).
     flags.DEFINE_float("learning_rate", 1e-3, "Learning rate")
     flags.DEFINE_float("dropout", 0.5, "Dropout keep probability. 1 means no dropout")
     flags.DEFINE_integer("batch_size", 64, "Batch size to use during training")
@@ -45,7 +45,7 @@ def define_flags():
     flags.DEFINE_boolean("use_cpu", False, "Whether to use the CPU")
     flags.DEFINE_integer("load", 0, "Global step of the checkpoint to load (0 = latest)")
     # The release's default was 1 but its corruption call was commented out, so it trained
-    # without missing joints; 0 keeps that behaviour now that the flag works (REFERENCE §4).
+    # without missing joints; 0 keeps that behaviour now that the flag works (docs/faithfulness.md §4).
     flags.DEFINE_integer("miss_num", 0, "Limb joints to drop per sample (0, 1 or 2)")
     flags.DEFINE_boolean("use_fp16", False, "Train with mixed precision (float16)")
     # Flags this reproduction adds.
@@ -68,7 +68,7 @@ def define_flags():
     flags.DEFINE_enum("distribute", "", ["", "mirrored", "multi_worker"],
                       "tf.distribute: mirrored (this machine's GPUs) or multi_worker "
                       "(TF_CONFIG); --batch_size stays the global batch")
-    # MPI-INF-3DHP (REFERENCE.md §8): mdm/mpi_dataset.py and mdm/cross_dataset.py.
+    # MPI-INF-3DHP (docs/faithfulness.md §8): mdm/data/mpi_inf_3dhp_npz.py and mdm/mpi_inf_3dhp_test.py.
     flags.DEFINE_enum("dataset", "h36m", ["h36m", "mpi_inf_3dhp"],
                       "Train and test on Human3.6M (data_dir) or on the MPI-INF-3DHP npz files")
     flags.DEFINE_string("mpi_train_npz", "", "MPI-INF-3DHP training npz "
@@ -99,7 +99,7 @@ def _data_location():
 
 def build_config():
     from mdm.cli import int_list
-    from mdm.config import Config
+    from mdm.core.config import Config
     data_dir, cameras_path = _data_location()
     return Config(
         learning_rate=FLAGS.learning_rate, dropout=FLAGS.dropout, batch_size=FLAGS.batch_size,
@@ -142,53 +142,47 @@ def run(config):
     if config.use_cpu:
         import tensorflow as tf
         tf.config.set_visible_devices([], "GPU")
-    from mdm import distribution, runner, synthetic, training
-    logger = setup_logging(config.train_dir, distribution.writes_outputs(config.distribute))
+    from mdm.data.synthetic import h36m_writer
+    from mdm.evaluate import modes
+    from mdm.train import distribute
+    from mdm.train import loop as training_loop
+    logger = setup_logging(config.train_dir, distribute.writes_outputs(config.distribute))
     if (config.dataset == "h36m" and config.data_dir == SYNTHETIC_DATA_DIR
             and not os.path.isdir(SYNTHETIC_DATA_DIR)):
         logger.warning("no Human3.6M at %s: generating the built-in synthetic dataset in %s",
                        RELEASE_DATA_DIR, SYNTHETIC_DATA_DIR)
         # Written aside and renamed, so an interrupted run never leaves half a dataset.
         partial_dir = f"{SYNTHETIC_DATA_DIR}.partial-{os.getpid()}"
-        synthetic.write_synthetic_h36m(partial_dir)
+        h36m_writer.write_synthetic_h36m(partial_dir)
         os.replace(partial_dir, SYNTHETIC_DATA_DIR)
     if config.dataset == "h36m":
         logger.info("data: %s", os.path.abspath(config.data_dir))
     if config.test or config.sample:
-        if config.load == 0:
-            from mdm.checkpoints import available_steps
-            steps = available_steps(config.load_dir or config.train_dir)
-            config.load = steps[-1] if steps else 0
+        from mdm.checkpoint.loading import with_resolved_checkpoint
+        config = with_resolved_checkpoint(config)
         if config.dataset == "mpi_inf_3dhp":
-            from mdm import cross_dataset
-            from mdm.errors import UserError
+            from mdm.core.errors import UserError
+            from mdm.evaluate import mpi_inf_3dhp_test
             if config.sample:
                 raise UserError("--sample draws Human3.6M test sequences; use --dataset h36m")
-            return cross_dataset.run_cross_dataset_test(config)
-        return runner.run_sample(config) if config.sample else runner.run_test(config)
-    return training.train(config)
+            return mpi_inf_3dhp_test.run_cross_dataset_test(config)
+        return modes.run_sample(config) if config.sample else modes.run_test(config)
+    return training_loop.train(config)
 
 
 def main(argv):
-    from mdm.errors import UserError
+    from mdm.cli import exit_on_user_error
     if len(argv) > 1:
         sys.stderr.write(f"error: unexpected arguments {' '.join(argv[1:])}\n")
         return 2
-    try:
-        config = build_config()
-        config.validate()
-        run(config)
-    except UserError as err:
-        if FLAGS.verbosity >= 1:
-            raise
-        sys.stderr.write(f"error: {err}\n")
-        return 1
-    except OSError as err:
-        if FLAGS.verbosity >= 1:
-            raise
-        sys.stderr.write(f"error: {err.strerror or err}: {err.filename or ''}\n")
-        return 1
-    return 0
+    return exit_on_user_error(lambda: run(validated_config()),
+                              show_traceback=FLAGS.verbosity >= 1)
+
+
+def validated_config():
+    config = build_config()
+    config.validate()
+    return config
 
 
 if __name__ == "__main__":

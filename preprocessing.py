@@ -1,5 +1,5 @@
 """MPI-INF-3DHP raw dataset -> npz (imgname, center, scale, part, S), see
-mdm/mpi_inf_3dhp.py and REFERENCE.md §8.
+mdm/mpi_inf_3dhp_preprocess.py and docs/faithfulness.md §8.
 
   python preprocessing.py --dataset_path D --out_path data/mpi_inf_3dhp --mode train
   python preprocessing.py --dataset_path D --out_path data/mpi_inf_3dhp --mode test
@@ -36,23 +36,22 @@ def parse_flags(argv):
     return parse_flags_or_exit(FLAGS, argv)
 
 
-def main(argv):
-    from mdm import mpi_inf_3dhp
+def preprocess():
     from mdm.cli import int_list
-    from mdm.errors import UserError
+    from mdm.data import mpi_inf_3dhp_preprocess
+    path, count = mpi_inf_3dhp_preprocess.preprocess(
+        FLAGS.dataset_path, FLAGS.out_path, FLAGS.mode, subsample=FLAGS.subsample,
+        subjects=int_list(FLAGS.subjects, "subjects"),
+        cameras=int_list(FLAGS.cameras, "cameras"), extract_frames=FLAGS.extract_frames)
+    print(f"wrote {count} frames to {path}")
+
+
+def main(argv):
+    from mdm.cli import exit_on_user_error
     if len(argv) > 1:
         sys.stderr.write(f"error: unexpected arguments {' '.join(argv[1:])}\n")
         return 2
-    try:
-        path, count = mpi_inf_3dhp.preprocess(
-            FLAGS.dataset_path, FLAGS.out_path, FLAGS.mode, subsample=FLAGS.subsample,
-            subjects=int_list(FLAGS.subjects, "subjects"),
-            cameras=int_list(FLAGS.cameras, "cameras"), extract_frames=FLAGS.extract_frames)
-    except UserError as err:
-        sys.stderr.write(f"error: {err}\n")
-        return 1
-    print(f"wrote {count} frames to {path}")
-    return 0
+    return exit_on_user_error(preprocess, show_traceback=FLAGS.verbosity >= 1)
 
 
 if __name__ == "__main__":

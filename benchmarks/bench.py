@@ -21,12 +21,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mdm import dataset, evaluation, synthetic
-from mdm.config import Config
-from mdm.model import build_model
-from mdm.normalization import NormStats
-from mdm.pipeline import training_dataset
-from mdm.training import make_optimizer
+from mdm.core.config import Config
+from mdm.data import splits
+from mdm.data.normalization import NormStats
+from mdm.data.pipeline import training_dataset
+from mdm.data.synthetic import h36m_writer
+from mdm.evaluate import prediction
+from mdm.model.network import build_model
+from mdm.train.optimizer import make_optimizer
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -133,24 +135,24 @@ def prep_times(config):
     """Cold (empty cache) and cached preparation time of both splits."""
     shutil.rmtree(config.resolved_cache_dir(), ignore_errors=True)
     start = time.perf_counter()
-    dataset.load_splits(config)
+    splits.load_splits(config)
     cold = time.perf_counter() - start
     start = time.perf_counter()
-    splits = dataset.load_splits(config)
-    return cold, time.perf_counter() - start, splits
+    prepared = splits.load_splits(config)
+    return cold, time.perf_counter() - start, prepared
 
 
 def eval_seconds(model, stats, test_set, config):
-    predictor = evaluation.make_predictor(model, jit_compile=True)
-    evaluation.evaluate(predictor, stats, test_set, config)  # compile
+    predictor = prediction.make_predictor(model, jit_compile=True)
+    prediction.evaluate(predictor, stats, test_set, config)  # compile
     start = time.perf_counter()
-    evaluation.evaluate(predictor, stats, test_set, config)
+    prediction.evaluate(predictor, stats, test_set, config)
     return time.perf_counter() - start
 
 
 def infer_ms(model, batch, repeats=200):
     """Latency of one call of the evaluation predictor on `batch` poses, results on host."""
-    predictor = evaluation.make_predictor(model, jit_compile=True)
+    predictor = prediction.make_predictor(model, jit_compile=True)
     pose = tf.zeros([batch, 32])
     for _ in range(10):
         predictor(pose)
@@ -201,7 +203,7 @@ def main(argv=None):
     else:
         data_dir = os.path.join(work_dir, "synthetic")
         if not os.path.isdir(data_dir):
-            synthetic.write_synthetic_h36m(data_dir)
+            h36m_writer.write_synthetic_h36m(data_dir)
         config = Config(data_dir=data_dir, train_dir=work_dir)
     cold, cached, (train_set, test_set, _) = prep_times(config)
     stats = NormStats.from_training(train_set.poses_2d, train_set.poses_3d)

@@ -6,7 +6,7 @@ Every figure is the best of several timed runs of a compiled function (no XLA, t
 default), on a fixed random batch so that the input pipeline is excluded:
 
 - float32 matmul times at the hidden layers' shapes: the forward x W, the input gradient
-  g W^T as autodiff builds it (MatMul with transpose_b) and as mdm.linear_ops computes it,
+  g W^T as autodiff builds it (MatMul with transpose_b) and as mdm.model.linear_map computes it,
   and the weight gradient x^T g;
 - the model's train step with every release feature, then with max-norm, batch norm and
   dropout switched off one at a time and all together;
@@ -24,11 +24,11 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-
 from bench import device_name, report  # the script's own folder, benchmarks/
-from mdm.config import Config
-from mdm.model import build_model
-from mdm.training import make_optimizer
+
+from mdm.core.config import Config
+from mdm.model.network import build_model
+from mdm.train.optimizer import make_optimizer
 
 OUTPUT_DIM = 48  # 16 joints x 3, the release's default output
 

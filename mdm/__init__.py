@@ -6,7 +6,7 @@ for 3D Human Pose Estimation with Mixture Density Network" (CVPR 2019).
 
 __version__ = "0.1.0"
 
-_LAZY = {"Lifter": "mdm.lifter", "Hypotheses": "mdm.lifter"}
+_LAZY = {"Lifter": "mdm.serve.lifter", "Hypotheses": "mdm.serve.lifter"}
 
 
 def __getattr__(name):

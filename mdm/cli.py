@@ -5,7 +5,7 @@ import sys
 
 from absl import flags
 
-from mdm.errors import UserError
+from mdm.core.errors import UserError
 
 _BOOLEAN_WORDS = {"true": "true", "false": "false", "1": "true", "0": "false"}
 
@@ -43,3 +43,33 @@ def int_list(values, flag):
     except ValueError:
         raise UserError(f"--{flag} takes integers, e.g. 1,5,6 (got {','.join(values)})") \
             from None
+
+
+def exit_on_user_error(run, show_traceback=False, on_interrupt=None):
+    """Run `run()` and return the exit status for the command line.
+
+    0 when it returns; 1 with one line on stderr for a UserError or an OSError (the
+    traceback instead when `show_traceback`); 130 on Ctrl-C, with one line that
+    `on_interrupt()` may complete (e.g. which checkpoint was kept).
+    """
+    try:
+        run()
+    except UserError as err:
+        if show_traceback:
+            raise
+        return _fail(str(err), 1)
+    except OSError as err:
+        if show_traceback:
+            raise
+        return _fail(f"{err.strerror or err}: {err.filename or ''}", 1)
+    except KeyboardInterrupt:
+        if show_traceback:
+            raise
+        detail = on_interrupt() if on_interrupt else ""
+        return _fail("interrupted" + (f"; {detail}" if detail else ""), 130)
+    return 0
+
+
+def _fail(message, status):
+    sys.stderr.write(f"error: {message}\n")
+    return status

@@ -14,14 +14,14 @@ import os
 import sys
 import warnings
 
-import numpy as np
 
-from mdm import keypoints_io
-from mdm.errors import UserError
+from mdm.cli import exit_on_user_error
+from mdm.core.errors import UserError
+from mdm.data.cameras import camera_to_upright
+from mdm.serve import keypoint_files
 
 PLOT_LIMIT = 20  # figures written by --plot: one per input pose, the first ones only
 # Camera axes (x right, y down, z forward) -> drawing axes with z up: a rotation.
-_CAMERA_TO_DRAWING = ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0))
 
 
 def build_parser():
@@ -52,15 +52,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
-        try:
-            run(args)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        except OSError as err:
-            print(f"error: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
-            return 1
-    return 0
+        return exit_on_user_error(lambda: run(args))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -69,21 +61,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def run(args):
     _check_arguments(args)
-    keypoints, joint_order = None, args.joint_order or keypoints_io.H36M
+    keypoints, joint_order = None, args.joint_order or keypoint_files.H36M
     if args.input:
-        keypoints, file_order = keypoints_io.read_keypoints(args.input)
+        keypoints, file_order = keypoint_files.read_keypoints(args.input)
         if args.joint_order and file_order and args.joint_order != file_order:
             raise UserError(f"--joint_order {args.joint_order} contradicts the "
                             f"'joint_order': '{file_order}' of {args.input}")
-        joint_order = args.joint_order or file_order or keypoints_io.H36M
-        keypoints = keypoints_io.to_model_order(keypoints, joint_order)
-    from mdm.lifter import Lifter  # TensorFlow: imported only once the arguments are sound
+        joint_order = args.joint_order or file_order or keypoint_files.H36M
+        keypoints = keypoint_files.to_model_order(keypoints, joint_order)
+    from mdm.serve.lifter import Lifter  # TensorFlow: imported only once the arguments are sound
 
     lifter = Lifter.load(args.load_dir, args.load, data_dir=args.data_dir)
     if keypoints is not None:
         _lift(lifter, keypoints, args)
     if args.export:
-        from mdm import export
+        from mdm.serve import export
 
         export.export_saved_model(lifter, args.export, joint_order)
         print(f"SavedModel written to {args.export} (signature '{export.SIGNATURE}')")
@@ -97,20 +89,20 @@ def _check_arguments(args):
     if (args.output or args.plot or args.num_samples) and not args.input:
         raise UserError("--output, --plot and --num_samples need --input")
     if args.output:
-        keypoints_io.check_output_path(args.output)
+        keypoint_files.check_output_path(args.output)
     if args.num_samples < 0:
         raise UserError(f"--num_samples must be >= 0 (got {args.num_samples})")
 
 
 def _lift(lifter, keypoints, args):
     """Keypoints are already in model order: predict, write, plot."""
-    hypotheses = lifter.predict(keypoints, keypoints_io.H36M, args.num_samples, args.seed)
+    hypotheses = lifter.predict(keypoints, keypoint_files.H36M, args.num_samples, args.seed)
     if args.output:
         metadata = {"checkpoint": lifter.source, "units": "mm", "frame": "camera",
                     "root_relative": True, "num_hypotheses": lifter.num_models,
                     "input": args.input, "num_samples": args.num_samples, "seed": args.seed,
                     "miss_num": lifter.miss_num}
-        keypoints_io.write_hypotheses(args.output, hypotheses.as_arrays(), metadata)
+        keypoint_files.write_hypotheses(args.output, hypotheses.as_arrays(), metadata)
         print(f"{len(keypoints)} pose(s) x {lifter.num_models} hypotheses written to "
               f"{args.output}")
     if args.plot:
@@ -121,11 +113,11 @@ def _lift(lifter, keypoints, args):
 def plot_hypotheses(directory, keypoints, hypotheses, limit=PLOT_LIMIT):
     """One PNG per input pose (the first `limit`): the 2D input, then the K hypotheses
     turned from camera axes to z up, with their weights. Returns the paths."""
-    from mdm import visualization
+    from mdm.evaluate import figures
 
     os.makedirs(directory, exist_ok=True)
-    upright = hypotheses.poses @ np.array(_CAMERA_TO_DRAWING).T
-    return [visualization.draw_hypotheses_figure(
+    upright = camera_to_upright(hypotheses.poses)
+    return [figures.draw_hypotheses_figure(
                 os.path.join(directory, f"pose_{n:05d}.png"), keypoints[n], upright[n],
                 weights=hypotheses.weights[n])
             for n in range(min(len(keypoints), limit))]

@@ -14,7 +14,7 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def synthetic_h36m(tmp_path_factory):
     """make(frames_per_sequence, seed) -> a synthetic dataset directory, written once."""
-    from mdm import synthetic
+    from mdm.data.synthetic import h36m_writer
 
     made = {}
 
@@ -22,7 +22,7 @@ def synthetic_h36m(tmp_path_factory):
         key = (frames_per_sequence, seed)
         if key not in made:
             out = tmp_path_factory.mktemp(f"synthetic_{frames_per_sequence}_{seed}")
-            made[key] = synthetic.write_synthetic_h36m(str(out), frames_per_sequence, seed)
+            made[key] = h36m_writer.write_synthetic_h36m(str(out), frames_per_sequence, seed)
         return made[key]
 
     return make

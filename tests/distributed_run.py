@@ -13,11 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mdm import distribution
-from mdm.config import Config
-from mdm.model import build_model
-from mdm.pipeline import distributed_training_dataset
-from mdm.training import make_optimizer
+from mdm.core.config import Config
+from mdm.data.pipeline import distributed_training_dataset
+from mdm.model.network import build_model
+from mdm.train import distribute as distribute_lib
+from mdm.train.optimizer import make_optimizer
 
 STEPS = 6
 
@@ -41,7 +41,7 @@ def run(distribute, devices):
     # keep prob 1: dropout masks are per replica, so they would differ by design.
     config = Config(linear_size=32, num_layers=1, dropout=1.0, batch_size=64,
                     distribute=distribute, jit_compile=False)
-    strategy = distribution.make_strategy(distribute, devices)
+    strategy = distribute_lib.make_strategy(distribute, devices)
     with strategy.scope():
         model = build_model(config, 48)
         model.compile(optimizer=make_optimizer(config), jit_compile=False)

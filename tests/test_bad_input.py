@@ -6,12 +6,12 @@ import glob
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from mdm import checkpoints, training
-from mdm.config import Config
-from mdm.errors import UserError
-
 from cli_helpers import error_line, run_cli
+
+from mdm.checkpoint import store as checkpoint_store
+from mdm.core.config import Config
+from mdm.core.errors import UserError
+from mdm.train import loop as training_loop
 
 TINY = ["--linear_size", "16", "--num_layers", "1", "--batch_size", "32", "--verbose", "0",
         "--action", "Walking", "--epochs", "1"]
@@ -27,7 +27,7 @@ def trained_dir(data_dir, tmp_path_factory):
     train_dir = str(tmp_path_factory.mktemp("trained"))
     config = Config(data_dir=data_dir, train_dir=train_dir, linear_size=16, num_layers=1,
                     batch_size=32, epochs=1, verbose=0, action="Walking", jit_compile=False)
-    training.train(config)
+    training_loop.train(config)
     return train_dir
 
 
@@ -58,7 +58,7 @@ def test_truncated_checkpoint_in_test_mode(data_dir, trained_dir, tmp_path):
     import shutil
     broken = tmp_path / "broken"
     shutil.copytree(trained_dir, broken)
-    step = checkpoints.available_steps(str(broken))[-1]
+    step = checkpoint_store.available_steps(str(broken))[-1]
     data_file = glob.glob(str(broken / f"checkpoint-{step}.data-*"))[0]
     with open(data_file, "r+b") as handle:
         handle.truncate(100)
@@ -72,7 +72,7 @@ def test_full_disk_while_saving_keeps_previous_checkpoint(data_dir, trained_dir,
     import shutil
     train_dir = tmp_path / "full"
     shutil.copytree(trained_dir, train_dir)
-    good = checkpoints.available_steps(str(train_dir))
+    good = checkpoint_store.available_steps(str(train_dir))
     reader = tf.train.load_checkpoint(str(train_dir / f"checkpoint-{good[-1]}"))
     before = reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")
 
@@ -83,9 +83,9 @@ def test_full_disk_while_saving_keeps_previous_checkpoint(data_dir, trained_dir,
     config = Config(data_dir=data_dir, train_dir=str(train_dir), linear_size=16, num_layers=1,
                     batch_size=32, epochs=2, verbose=0, action="Walking", jit_compile=False)
     with pytest.raises(UserError, match="No space left on device"):
-        training.train(config)
+        training_loop.train(config)
     monkeypatch.undo()
-    assert checkpoints.available_steps(str(train_dir)) == good
+    assert checkpoint_store.available_steps(str(train_dir)) == good
     reader = tf.train.load_checkpoint(str(train_dir / f"checkpoint-{good[-1]}"))
     np.testing.assert_array_equal(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"), before)
 

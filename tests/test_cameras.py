@@ -1,4 +1,4 @@
-"""mdm.cameras: rigid transforms, the distorted projection of REFERENCE.md §1 and the
+"""mdm.data.cameras: rigid transforms, the distorted projection of docs/faithfulness.md §1 and the
 cameras.h5 reader / writer."""
 
 import h5py
@@ -7,8 +7,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.spatial.transform import Rotation
 
-from mdm import cameras as cams
-from mdm.errors import UserError
+from mdm.core.errors import UserError
+from mdm.data import cameras as cams
 
 
 def _random_camera(rng, name="54138969", distortion=0.05):
@@ -45,7 +45,7 @@ def test_world_to_camera_matches_formula_and_round_trips():
 
 
 def _project_point(point, camera):
-    """REFERENCE.md §1 "Projection with distortion", one point, written out."""
+    """docs/faithfulness.md §1 "Projection with distortion", one point, written out."""
     x_x, x_y = point[0] / point[2], point[1] / point[2]
     k1, k2, k3 = camera.k
     p1, p2 = camera.p

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdm import distribution, pipeline
-from mdm.config import Config
-from mdm.errors import UserError
+from mdm.core.config import Config
+from mdm.core.errors import UserError
+from mdm.data import pipeline
+from mdm.train import distribute
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -38,7 +39,7 @@ def test_replica_slices_reassemble_the_global_batch(pipelines, replicas):
 
 
 def test_global_batch_must_split_evenly():
-    strategy = distribution.make_strategy("mirrored", ["/cpu:0"])
+    strategy = distribute.make_strategy("mirrored", ["/cpu:0"])
     data, steps = pipeline.distributed_training_dataset(
         strategy, np.zeros((10, 32)), np.zeros((10, 48)), 4, seed=0, epochs=1)
     assert steps == 2  # one replica: the plain pipeline
@@ -60,7 +61,7 @@ def test_unknown_strategy_is_a_user_error():
 ])
 def test_only_the_chief_writes(monkeypatch, task, chief):
     monkeypatch.setenv("TF_CONFIG", json.dumps(task))
-    assert distribution.is_chief() is chief
+    assert distribute.is_chief() is chief
 
 
 def _run_script(mode, tf_config=None):
@@ -123,10 +124,11 @@ def test_two_worker_processes_match_one_device():
 @pytest.mark.parametrize("strategy", ["mirrored", "multi_worker"])
 def test_command_line_trains_under_each_strategy(strategy, tmp_path):
     from cli_helpers import run_cli
-    from mdm import synthetic
+
+    from mdm.data.synthetic import h36m_writer
 
     data_dir = tmp_path / "data"
-    synthetic.write_synthetic_h36m(str(data_dir), frames_per_sequence=8, seed=1)
+    h36m_writer.write_synthetic_h36m(str(data_dir), frames_per_sequence=8, seed=1)
     train_dir = tmp_path / "train"
     result = run_cli("--data_dir", str(data_dir), "--train_dir", str(train_dir),
                      "--distribute", strategy, "--action", "Walking", "--epochs", "1",
@@ -141,11 +143,12 @@ def test_command_line_trains_under_each_strategy(strategy, tmp_path):
 def test_two_worker_command_lines_share_train_dir_and_match_one_process(tmp_path):
     """Two `--distribute multi_worker` processes with one train_dir: both finish, only
     the chief writes there, and the results equal those of a one-process run."""
-    from cli_helpers import finish_cli, start_cli, run_cli
-    from mdm import synthetic
+    from cli_helpers import finish_cli, run_cli, start_cli
+
+    from mdm.data.synthetic import h36m_writer
 
     data_dir = tmp_path / "data"
-    synthetic.write_synthetic_h36m(str(data_dir), frames_per_sequence=8, seed=1)
+    h36m_writer.write_synthetic_h36m(str(data_dir), frames_per_sequence=8, seed=1)
     flags = ["--data_dir", str(data_dir), "--action", "Walking", "--epochs", "2",
              "--linear_size", "16", "--num_layers", "1", "--batch_size", "32",
              "--dropout", "1.0", "--verbose", "0"]  # keep prob 1: masks differ per replica

@@ -6,8 +6,6 @@ import os
 
 import numpy as np
 import pytest
-
-
 from cli_helpers import error_line, run_cli
 
 SMALL_NET = ["--linear_size", "32", "--num_layers", "1", "--batch_size", "32",
@@ -134,6 +132,7 @@ def test_miss_num_out_of_range(value, tmp_path):
 
 def test_malformed_h5_names_file_and_dataset(data_dir, tmp_path):
     import shutil
+
     import h5py
     broken = tmp_path / "broken"
     shutil.copytree(data_dir, broken)

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mdm import export, infer, keypoints_io, skeleton
-from mdm.config import Config
-from mdm.errors import UserError
-from mdm.keypoints_io import INPUT_NAMES
-from mdm.lifter import Lifter
-from mdm.model import build_model
-from mdm.normalization import NormStats
+from mdm import infer
+from mdm.core import skeleton
+from mdm.core.config import Config
+from mdm.core.errors import UserError
+from mdm.data.normalization import NormStats
+from mdm.model.network import build_model
+from mdm.serve import export, keypoint_files
+from mdm.serve.keypoint_files import INPUT_NAMES
+from mdm.serve.lifter import Lifter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,7 +76,7 @@ def _mpii(pixels):
 def test_cli_export_reloads_in_a_fresh_process(capsys, lifter_dir, lifter, tmp_path):
     """--export next to an MPII-order --input: the SavedModel takes that order."""
     pixels = _pixels(lifter)
-    path = keypoints_io.write_keypoints_json(str(tmp_path / "in.json"), _mpii(pixels), "mpii")
+    path = keypoint_files.write_keypoints_json(str(tmp_path / "in.json"), _mpii(pixels), "mpii")
     saved = str(tmp_path / "served")
     assert infer.main(["--load_dir", lifter_dir, "--input", path, "--output",
                        str(tmp_path / "out.npz"), "--export", saved]) == 0

@@ -2,7 +2,7 @@
 the last complete checkpoint and ends where an uninterrupted run ends.
 
 The kills are real (the process sends itself SIGKILL at a named point through
-mdm.faults); these tests are marked `slow`: `pytest -m "not slow"` skips them locally,
+mdm.core.faults); these tests are marked `slow`: `pytest -m "not slow"` skips them locally,
 CI runs them.
 """
 
@@ -13,8 +13,6 @@ import signal
 
 import numpy as np
 import pytest
-
-
 from cli_helpers import run_cli
 
 pytestmark = pytest.mark.slow

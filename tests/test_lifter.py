@@ -6,13 +6,15 @@ import warnings
 import numpy as np
 import pytest
 
-from mdm import checkpoints, mixture, skeleton
-from mdm.config import Config
-from mdm.errors import UserError
-from mdm.keypoints_io import INPUT_NAMES
-from mdm.lifter import Lifter, MissingJointsWarning
-from mdm.model import build_model
-from mdm.normalization import NormStats
+from mdm.checkpoint import store as checkpoint_store
+from mdm.core import skeleton
+from mdm.core.config import Config
+from mdm.core.errors import UserError
+from mdm.data.normalization import NormStats
+from mdm.model import mixture
+from mdm.model.network import build_model
+from mdm.serve.keypoint_files import INPUT_NAMES
+from mdm.serve.lifter import Lifter, MissingJointsWarning
 
 STEP = 11
 K = 5
@@ -40,8 +42,8 @@ def trained(tmp_path_factory):
         elif variable.path.endswith(("beta", "moving_mean")):
             variable.assign(rng.normal(0.0, 0.3, variable.shape))
     stats = _random_stats(rng)
-    checkpoints.write_config(directory, config)
-    checkpoints.CheckpointStore(directory, model, stats=stats).save(STEP, 1)
+    checkpoint_store.write_config(directory, config)
+    checkpoint_store.CheckpointStore(directory, model, stats=stats).save(STEP, 1)
     return directory, stats
 
 
@@ -51,7 +53,7 @@ def lifter(trained):
 
 
 def numpy_forward(model, inputs):
-    """The network of REFERENCE.md §2 in numpy from the model's weights."""
+    """The network of docs/faithfulness.md §2 in numpy from the model's weights."""
     w = {v.path.split("/", 1)[1]: v.numpy().astype(np.float64) for v in model.variables}
 
     def dense(x, name, clip=True):

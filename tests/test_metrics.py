@@ -1,4 +1,4 @@
-"""mdm.metrics against independent numpy / scipy computations."""
+"""mdm.evaluate.metrics against independent numpy / scipy computations."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
-from mdm import metrics
+from mdm.evaluate import metrics
 
 NUM_JOINTS = 17
 

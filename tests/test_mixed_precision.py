@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mdm import losses
-from mdm.config import Config
-from mdm.model import build_model
-from mdm.training import make_optimizer
+from mdm.core.config import Config
+from mdm.model import loss as objective
+from mdm.model.network import build_model
+from mdm.train.optimizer import make_optimizer
 
 F16_MAX = float(np.finfo(np.float16).max)
 K, D, B = 3, 6, 4
@@ -21,7 +21,7 @@ def loss_and_gradients(targets, means, scales, weights, dtype):
     tensors = [tf.constant(value, dtype) for value in (targets, means, scales, weights)]
     with tf.GradientTape() as tape:
         tape.watch(tensors)
-        loss = losses.mixture_loss(*tensors)
+        loss = objective.mixture_loss(*tensors)
     return loss, tape.gradient(loss, tensors[1:])
 
 

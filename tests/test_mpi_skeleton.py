@@ -1,10 +1,12 @@
-"""MPI-INF-3DHP joint tables of mdm.skeleton: by name against the lists of the issue, and
+"""MPI-INF-3DHP joint tables of mdm.core.skeleton: by name against the published joint lists, and
 by geometry (bone lengths, left/right) on a hand-built pose and on the generator."""
 
 import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 
-from mdm import mpi_inf_3dhp, skeleton, synthetic, synthetic_mpi
+from mdm.core import skeleton
+from mdm.data import mpi_inf_3dhp_preprocess
+from mdm.data.synthetic import generator, mpi_writer
 
 # The issue's joint lists, transcribed.
 REF_MPI28 = (
@@ -64,7 +66,7 @@ def test_h36m_joints_come_from_the_named_npz_joints():
     mapped = skeleton.j24_to_h36m(poses_24)[0, :, 0]
     for name, mpi_name in REF_H36M.items():
         assert mapped[skeleton.H36M17_NAMES.index(name)] == REF_J24_INDEX[mpi_name], name
-    # Neck/Nose, absent from MPI-INF-3DHP, is the mean of its neighbours (REFERENCE §8).
+    # Neck/Nose, absent from MPI-INF-3DHP, is the mean of its neighbours (docs/faithfulness.md §8).
     expected = (REF_J24_INDEX["neck"] + REF_J24_INDEX["head_top"]) / 2
     assert mapped[skeleton.H36M17_NAMES.index("Neck/Nose")] == expected
 
@@ -72,7 +74,7 @@ def test_h36m_joints_come_from_the_named_npz_joints():
 
 def _mapped_hand_pose():
     raw = np.array([[HAND_POSE[name] for name in skeleton.MPI28_NAMES]], np.float64)
-    arrays = mpi_inf_3dhp.to_npz_arrays(raw[..., :2] + 1000.0, raw, skeleton.MPI28_NAMES)
+    arrays = mpi_inf_3dhp_preprocess.to_npz_arrays(raw[..., :2] + 1000.0, raw, skeleton.MPI28_NAMES)
     return skeleton.j24_to_h36m(1000.0 * arrays["S"][..., :3])[0]
 
 
@@ -101,10 +103,10 @@ def test_left_joints_stay_on_the_subjects_left():
 
 def test_generator_poses_round_trip_through_the_npz_layout():
     rng = np.random.default_rng(4)
-    body = synthetic.make_body(rng, 1)
-    world = synthetic.generate_sequence(rng, body, "Walking", 30)
-    raw = synthetic_mpi.mpi28_from_h36m17(world)
-    arrays = mpi_inf_3dhp.to_npz_arrays(raw[..., :2], raw, skeleton.MPI28_NAMES)
+    body = generator.make_body(rng, 1)
+    world = generator.generate_sequence(rng, body, "Walking", 30)
+    raw = mpi_writer.mpi28_from_h36m17(world)
+    arrays = mpi_inf_3dhp_preprocess.to_npz_arrays(raw[..., :2], raw, skeleton.MPI28_NAMES)
     mapped = skeleton.j24_to_h36m(1000.0 * arrays["S"][..., :3])
     expected = world - world[:, :1]
     others = [j for j, name in enumerate(skeleton.H36M17_NAMES) if name != "Neck/Nose"]

@@ -1,12 +1,12 @@
-"""mdm.normalization against per-dimension z-scores written out in numpy (REFERENCE.md §1)."""
+"""mdm.data.normalization against per-dimension z-scores written out in numpy (docs/faithfulness.md §1)."""
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from mdm.normalization import NormStats
+from mdm.data.normalization import NormStats
 
-# Positions (in the 17-joint order) that the model predicts, from REFERENCE.md §1:
+# Positions (in the 17-joint order) that the model predicts, from docs/faithfulness.md §1:
 # all but Hip (0); with predict_14 also without Spine (7) and Neck/Nose (9).
 OUT_16 = list(range(1, 17))
 OUT_14 = [j for j in range(17) if j not in (0, 7, 9)]

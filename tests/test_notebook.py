@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from mdm import synthetic_mpi
+from mdm.data.synthetic import mpi_writer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "train.ipynb"
@@ -32,7 +32,7 @@ def test_notebook_defines_no_functions_or_classes():
 
 
 def test_notebook_runs_on_the_synthetic_set(tmp_path, monkeypatch):
-    train_npz, test_npz = synthetic_mpi.write_synthetic_npz(
+    train_npz, test_npz = mpi_writer.write_synthetic_npz(
         str(tmp_path / "mpi"), frames_per_sequence=12, seed=5, subsample=2)
     train_dir = tmp_path / "train"
     notebook = _with_parameters(nbformat.read(NOTEBOOK, as_version=4), {

@@ -1,16 +1,10 @@
-"""mdm.pipeline: the epoch-wise shuffled training batches, the in-order evaluation batches
-and the --miss_num corruption (REFERENCE.md §2, §4)."""
+"""mdm.data.pipeline: the epoch-wise shuffled training batches (docs/faithfulness.md §2)."""
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from numpy.testing import assert_array_equal
-from scipy import stats as scipy_stats
 
-from mdm import pipeline
-
-LIMB_POSITIONS = [2, 3, 5, 6, 11, 12, 14, 15]  # REFERENCE.md §4, 16-joint input positions
+from mdm.data import pipeline
 
 
 def _indexed_arrays(num_samples, in_dim=3, out_dim=2):
@@ -23,7 +17,6 @@ def _indexed_arrays(num_samples, in_dim=3, out_dim=2):
     targets[:, 1:] = np.random.default_rng(1).normal(size=(num_samples, out_dim - 1))
     return inputs, targets
 
-
 def _epochs(dataset, steps):
     """List of per-epoch index orders from a training dataset."""
     batches = [(x.numpy(), y.numpy()) for x, y in dataset]
@@ -33,7 +26,6 @@ def _epochs(dataset, steps):
         orders.append(np.concatenate([x[:, 0] for x, _ in batches[start:start + steps]])
                       .astype(int))
     return batches, orders
-
 
 def test_training_batches_are_full_and_each_epoch_a_permutation():
     num_samples, batch_size, epochs = 103, 10, 4
@@ -63,7 +55,6 @@ def test_training_batches_are_full_and_each_epoch_a_permutation():
     # Shuffled, not the identity order.
     assert not np.array_equal(orders[0], np.sort(orders[0]))
 
-
 def test_training_order_is_deterministic_for_a_seed():
     inputs, targets = _indexed_arrays(64)
     first, steps = pipeline.training_dataset(inputs, targets, 8, seed=11, epochs=2)
@@ -74,7 +65,6 @@ def test_training_order_is_deterministic_for_a_seed():
     _, orders_other = _epochs(other, steps)
     assert_array_equal(np.concatenate(orders_first), np.concatenate(orders_again))
     assert not np.array_equal(orders_first[0], orders_other[0])
-
 
 def test_resume_at_first_epoch_sees_the_uninterrupted_batches():
     inputs, targets = _indexed_arrays(50)
@@ -88,70 +78,7 @@ def test_resume_at_first_epoch_sees_the_uninterrupted_batches():
     assert_array_equal(orders_resumed[0], orders_full[1])
     assert_array_equal(orders_resumed[1], orders_full[2])
 
-
 def test_too_few_samples_for_one_batch():
     inputs, targets = _indexed_arrays(5)
     with pytest.raises(ValueError):
         pipeline.training_dataset(inputs, targets, 8, seed=0, epochs=1)
-
-
-def _corrupted_joints(original, corrupted):
-    """Per row, the set of input joints whose two coordinates were zeroed; checks that
-    nothing else changed and that joints are zeroed as a whole."""
-    original = original.reshape(len(original), 16, 2)
-    corrupted = corrupted.reshape(len(corrupted), 16, 2)
-    changed = corrupted != original
-    assert np.all(corrupted[changed] == 0)
-    joint_changed = changed.any(axis=-1)
-    assert_array_equal(corrupted[joint_changed], 0.0)  # both coordinates
-    return [set(np.flatnonzero(row)) for row in joint_changed]
-
-
-@pytest.mark.parametrize("num_missing", [1, 2])
-def test_corruption_zeroes_exactly_m_distinct_limb_joints(num_missing):
-    rng = np.random.default_rng(3)
-    inputs = rng.uniform(0.5, 2.0, size=(4000, 32)).astype(np.float32)  # no zeros
-    corrupted = pipeline.corrupt_missing_joints(tf.constant(inputs), num_missing, seed=17)
-    corrupted = np.asarray(corrupted)
-    assert corrupted.shape == inputs.shape
-    rows = _corrupted_joints(inputs, corrupted)
-    counts = np.zeros(16)
-    for joints in rows:
-        assert len(joints) == num_missing
-        assert joints <= set(LIMB_POSITIONS)
-        for joint in joints:
-            counts[joint] += 1
-    assert_array_equal(counts[[j for j in range(16) if j not in LIMB_POSITIONS]], 0)
-    # Uniform over the 8 limb joints.
-    observed = counts[LIMB_POSITIONS]
-    assert observed.sum() == 4000 * num_missing
-    assert scipy_stats.chisquare(observed).pvalue > 1e-4
-    assert np.all(np.abs(observed / observed.sum() - 1 / 8) < 0.02)
-    if num_missing == 2:
-        pairs = {tuple(sorted(joints)) for joints in rows}
-        assert len(pairs) == 28  # every pair of the 8 limb joints occurs
-
-
-def test_no_corruption_for_m_zero():
-    inputs = np.random.default_rng(4).normal(size=(20, 32)).astype(np.float32)
-    out = pipeline.corrupt_missing_joints(tf.constant(inputs), 0, seed=1)
-    assert_array_equal(np.asarray(out), inputs)
-
-
-def test_corruption_is_deterministic_for_an_int_seed():
-    inputs = tf.constant(np.random.default_rng(5).uniform(1, 2, size=(200, 32)), tf.float32)
-    a = np.asarray(pipeline.corrupt_missing_joints(inputs, 1, seed=123))
-    b = np.asarray(pipeline.corrupt_missing_joints(inputs, 1, seed=123))
-    c = np.asarray(pipeline.corrupt_missing_joints(inputs, 1, seed=124))
-    assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-
-
-def test_corruption_with_seed_generator_varies_between_calls():
-    inputs = tf.constant(np.random.default_rng(6).uniform(1, 2, size=(200, 32)), tf.float32)
-    generator = keras.random.SeedGenerator(7)
-    a = np.asarray(pipeline.corrupt_missing_joints(inputs, 2, generator))
-    b = np.asarray(pipeline.corrupt_missing_joints(inputs, 2, generator))
-    assert not np.array_equal(a, b)
-    for out in (a, b):
-        assert all(len(j) == 2 for j in _corrupted_joints(inputs.numpy(), out))

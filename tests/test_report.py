@@ -1,4 +1,4 @@
-"""mdm.report: per-action aggregation, the text table and the JSON/CSV files."""
+"""mdm.evaluate.report: per-action aggregation, the text table and the JSON/CSV files."""
 
 import csv
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from mdm import report
+from mdm.evaluate import report
 
 
 def small_evaluation():
@@ -28,7 +28,7 @@ def test_aggregate_by_action_means_and_average_of_actions():
     assert results["Walking"] == pytest.approx({"best": 20.0, "mixture_mean": 2.0})
     assert results["Directions"] == pytest.approx({"best": 100.0, "mixture_mean": 4.0})
     assert results["Eating"] == pytest.approx({"best": 50.0, "mixture_mean": 5.5})
-    # REFERENCE §3: the headline is the mean of the action means (not 260/6 frames).
+    # docs/faithfulness.md §3: the headline is the mean of the action means (not 260/6 frames).
     assert_allclose(results["Average"]["best"], (20.0 + 100.0 + 50.0) / 3)
     assert_allclose(results["Average"]["mixture_mean"], (2.0 + 4.0 + 5.5) / 3)
 

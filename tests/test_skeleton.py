@@ -1,17 +1,17 @@
-"""Joint tables of mdm.skeleton against the lists written out in REFERENCE.md §1 and §4."""
+"""Joint tables of mdm.core.skeleton against the lists written out in docs/faithfulness.md §1 and §4."""
 
 import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 
-from mdm import skeleton
+from mdm.core import skeleton
 
-# REFERENCE.md §1 "Joints": the H36M 32-joint indices that move, with their names.
+# docs/faithfulness.md §1 "Joints": the H36M 32-joint indices that move, with their names.
 REF_MOVING_32 = {
     0: "Hip", 1: "RHip", 2: "RKnee", 3: "RFoot", 6: "LHip", 7: "LKnee", 8: "LFoot",
     12: "Spine", 13: "Thorax", 14: "Neck/Nose", 15: "Head", 17: "LShoulder", 18: "LElbow",
     19: "LWrist", 25: "RShoulder", 26: "RElbow", 27: "RWrist",
 }
-# REFERENCE.md §1: stacked-hourglass (MPII) order of the 16 detected joints.
+# docs/faithfulness.md §1: stacked-hourglass (MPII) order of the 16 detected joints.
 REF_SH_ORDER = [
     "RFoot", "RKnee", "RHip", "LHip", "LKnee", "LFoot", "Hip", "Spine", "Thorax", "Head",
     "RWrist", "RElbow", "RShoulder", "LShoulder", "LElbow", "LWrist",
@@ -20,7 +20,7 @@ REF_EDGES_32 = [
     (0, 1), (1, 2), (2, 3), (0, 6), (6, 7), (7, 8), (0, 12), (12, 13), (13, 14), (14, 15),
     (13, 17), (17, 18), (18, 19), (13, 25), (25, 26), (26, 27),
 ]
-# REFERENCE.md §4: the 8 limb joints that --miss_num may hide, by name.
+# docs/faithfulness.md §4: the 8 limb joints that --miss_num may hide, by name.
 REF_LIMB_NAMES = {"RKnee", "RFoot", "LKnee", "LFoot", "LElbow", "LWrist", "RElbow", "RWrist"}
 
 REF_17_FROM_32 = sorted(REF_MOVING_32)

@@ -1,9 +1,9 @@
 """Tests of the built-in synthetic dataset (mdm.synthetic): the 3d-pose-baseline layout of
-REFERENCE.md §1, its formats, the geometry of poses, cameras and detections, and the depth
+docs/faithfulness.md §1, its formats, the geometry of poses, cameras and detections, and the depth
 ambiguity that the mixture density network is meant to resolve.
 
 Geometry is recomputed here with plain numpy from the raw HDF5 files (not through
-mdm.cameras), so that a shared mistake cannot hide itself.
+mdm.data.cameras), so that a shared mistake cannot hide itself.
 """
 
 import os
@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from mdm import synthetic
-from mdm.cameras import load_cameras, save_cameras
-from mdm.errors import UserError
-from mdm.skeleton import ACTIONS, CAMERA_NAMES, TRAIN_SUBJECTS
+from mdm import synthetic as synthetic_cli
+from mdm.core.errors import UserError
+from mdm.core.skeleton import ACTIONS, CAMERA_NAMES, TRAIN_SUBJECTS
+from mdm.data.cameras import load_cameras, save_cameras
+from mdm.data.synthetic import generator, h36m_writer
 
 FRAMES = 24
 SEED = 3
@@ -27,7 +28,7 @@ L_SHOULDER, L_ELBOW, L_WRIST, R_SHOULDER, R_ELBOW, R_WRIST = 17, 18, 19, 25, 26,
 MOVING_32 = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]
 EDGES_32 = ((0, 1), (1, 2), (2, 3), (0, 6), (6, 7), (7, 8), (0, 12), (12, 13), (13, 14),
             (14, 15), (13, 17), (17, 18), (18, 19), (13, 25), (25, 26), (26, 27))
-# Stacked-hourglass order (REFERENCE.md §1) as 32-joint indices.
+# Stacked-hourglass order (docs/faithfulness.md §1) as 32-joint indices.
 SH_FROM_32 = [3, 2, 1, 6, 7, 8, 0, 12, 13, 15, 27, 26, 25, 17, 18, 19]
 
 
@@ -35,7 +36,7 @@ SH_FROM_32 = [3, 2, 1, 6, 7, 8, 0, 12, 13, 15, 27, 26, 25, 17, 18, 19]
 def data_dir(tmp_path_factory):
     """The whole dataset, small, written once through the command line."""
     out = str(tmp_path_factory.mktemp("synthetic") / "h36m")
-    assert synthetic.main(["--out", out, "--frames_per_sequence", str(FRAMES),
+    assert synthetic_cli.main(["--out", out, "--frames_per_sequence", str(FRAMES),
                            "--seed", str(SEED)]) == 0
     return out
 
@@ -92,7 +93,7 @@ def to_camera(points, cam):
 
 
 def project(points_camera, cam):
-    """Independent implementation of REFERENCE.md §1 "Projection with distortion"."""
+    """Independent implementation of docs/faithfulness.md §1 "Projection with distortion"."""
     x = points_camera[..., 0] / points_camera[..., 2]
     y = points_camera[..., 1] / points_camera[..., 2]
     r2 = x**2 + y**2
@@ -118,7 +119,7 @@ def test_layout_and_sequence_names(data_dir):
         names = sequences(data_dir, subject)
         assert len(names) == 2 * len(ACTIONS)
         for action in ACTIONS:
-            # REFERENCE.md §1: prefix match, except that Sitting must not take SittingDown.
+            # docs/faithfulness.md §1: prefix match, except that Sitting must not take SittingDown.
             mine = [n for n in names if n.startswith(action)
                     and not (action == "Sitting" and n.startswith("SittingDown"))]
             assert len(mine) == 2, (subject, action, mine)
@@ -297,8 +298,8 @@ def test_motion_is_smooth(data_dir):
 
 
 def test_same_seed_same_data_other_seed_other_data(data_dir, tmp_path):
-    first = synthetic.write_synthetic_h36m(str(tmp_path / "a"), FRAMES, SEED, subjects=(1,))
-    other = synthetic.write_synthetic_h36m(str(tmp_path / "b"), FRAMES, SEED + 1, subjects=(1,))
+    first = h36m_writer.write_synthetic_h36m(str(tmp_path / "a"), FRAMES, SEED, subjects=(1,))
+    other = h36m_writer.write_synthetic_h36m(str(tmp_path / "b"), FRAMES, SEED + 1, subjects=(1,))
     for sequence in ("Walking", "Sitting 2"):
         # Each subject has its own random streams: S1 alone equals S1 of the full dataset.
         np.testing.assert_array_equal(read_poses(first, 1, sequence),
@@ -373,32 +374,32 @@ def test_depth_flipped_limbs_are_as_plausible_as_the_originals(train_samples):
 
 def test_generator_api():
     rng = np.random.default_rng(0)
-    body = synthetic.make_body(rng, 5)
+    body = generator.make_body(rng, 5)
     assert body.subject == 5 and 380 < body.thigh < 520
-    assert synthetic.make_body(rng, 5) != body
-    cameras = synthetic.make_cameras(rng)
+    assert generator.make_body(rng, 5) != body
+    cameras = generator.make_cameras(rng)
     assert [c.name for c in cameras] == list(CAMERA_NAMES)
     for action in ACTIONS:
-        poses = synthetic.generate_sequence(np.random.default_rng(1), body, action, 50)
+        poses = generator.generate_sequence(np.random.default_rng(1), body, action, 50)
         assert poses.shape == (50, 17, 3) and poses.dtype == np.float64
         assert np.all(np.isfinite(poses))
-    trains = 5 * len(ACTIONS) * 2 * 4 * synthetic.DEFAULT_FRAMES_PER_SEQUENCE
+    trains = 5 * len(ACTIONS) * 2 * 4 * generator.DEFAULT_FRAMES_PER_SEQUENCE
     assert 80_000 <= trains <= 120_000
 
 
 def test_cli_refuses_bad_input_with_one_line(data_dir, tmp_path, capsys):
     # The success path is the data_dir fixture; a non-empty directory is never overwritten.
     before = sorted(os.listdir(data_dir))
-    assert synthetic.main(["--out", data_dir, "--frames_per_sequence", "2"]) == 1
+    assert synthetic_cli.main(["--out", data_dir, "--frames_per_sequence", "2"]) == 1
     message = capsys.readouterr().err
     assert message.startswith("error: ") and "not empty" in message and message.count("\n") == 1
     assert sorted(os.listdir(data_dir)) == before
-    assert synthetic.main(["--out", str(tmp_path / "x"), "--frames_per_sequence", "0"]) == 1
+    assert synthetic_cli.main(["--out", str(tmp_path / "x"), "--frames_per_sequence", "0"]) == 1
     assert "frames_per_sequence" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert synthetic.main(["--out", str(blocker / "sub")]) == 1
+    assert synthetic_cli.main(["--out", str(blocker / "sub")]) == 1
     assert capsys.readouterr().err.startswith("error: ")
     with pytest.raises(UserError):
-        synthetic.write_synthetic_h36m(str(tmp_path / "y"), subjects=(2,))
+        h36m_writer.write_synthetic_h36m(str(tmp_path / "y"), subjects=(2,))

@@ -5,13 +5,24 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal, norm
 
-from mdm.evaluate.reliability_figure import (draw_reliability_diagram, group_curves,
-                                             h36m17_joint_groups)
-from mdm.evaluate.uncertainty import (calibration_counts, calibration_curve, default_levels,
-                                      expected_calibration_error, means_to_mm,
-                                      min_mpjpe_of_samples, negative_log_likelihood_mm,
-                                      nll_summary, overall_curve, sample_mixture_mm,
-                                      sigmas_to_mm)
+from mdm.evaluate.reliability_figure import (
+    draw_reliability_diagram,
+    group_curves,
+    h36m17_joint_groups,
+)
+from mdm.evaluate.uncertainty import (
+    calibration_counts,
+    calibration_curve,
+    default_levels,
+    expected_calibration_error,
+    means_to_mm,
+    min_mpjpe_of_samples,
+    negative_log_likelihood_mm,
+    nll_summary,
+    overall_curve,
+    sample_mixture_mm,
+    sigmas_to_mm,
+)
 
 
 def _random_mixture(rng, num_rows=20, num_hyp=3, dims=6):

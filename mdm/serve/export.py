@@ -1,0 +1,109 @@
+"""A TensorFlow SavedModel for serving: raw pixel keypoints in, hypotheses in mm out.
+
+The normalisation statistics are baked into the graph, so a server needs nothing but the
+directory. Its signature `serving_default` takes `keypoints_2d` (N, 16, 2) float32 pixels
+in the joint order chosen at export (NaN = missing joint, normalised to 0 as with
+--miss_num, docs/faithfulness.md §4) and returns, most probable first:
+
+    poses_3d (N, K, 17, 3) mm, root-relative, camera frame   weights (N, K)
+    scales (N, K) normalised-space std    scales_mm (N, K, 17, 3)    kernel_index (N, K)
+    missing (N, 16) bool (model order)
+
+The SavedModel does not refuse inputs the way `Lifter.predict` does (a missing root, too
+many missing joints): validate on the client. `EXPORT_CONFIG` next to it describes all this
+as JSON.
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from mdm.core import skeleton
+from mdm.core.errors import UserError
+from mdm.serve import keypoint_files
+
+EXPORT_CONFIG = "mdm_export.json"
+SIGNATURE = "serving_default"
+
+
+class LiftingModule(tf.Module):
+    """The Keras model plus the affine maps from pixels and to millimetres."""
+
+    def __init__(self, lifter, joint_order):
+        super().__init__(name="mdm_lifter")
+        self.model = lifter.model
+        names = keypoint_files.joint_names(joint_order)
+        # Row of each model input joint in the file's order.
+        self._input_rows = np.array([names.index(n) for n in keypoint_files.INPUT_NAMES], np.int32)
+        stats, predict_14 = lifter.stats, lifter.config.predict_14
+        self._mean_2d = stats.unnormalize_inputs(np.zeros(32))
+        self._std_2d = stats.unnormalize_inputs(np.ones(32)) - self._mean_2d
+        # poses = base + spread * (z placed at the predicted joints): the same affine map as
+        # NormStats.unnormalize_targets (root 0, joints not predicted at their mean).
+        joints = skeleton.output_joints(predict_14)
+        self._base_3d = stats.unnormalize_targets(np.zeros(3 * len(joints)), predict_14)
+        self._spread_3d = stats.unnormalize_targets(np.ones(3 * len(joints)),
+                                                    predict_14) - self._base_3d
+        self._placement = np.eye(skeleton.NUM_JOINTS)[:, joints]  # (17, J_out)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16, 2], tf.float32, name="keypoints_2d")])
+    def lift(self, keypoints_2d):
+        pixels = tf.gather(tf.cast(keypoints_2d, tf.float64), self._input_rows, axis=1)
+        missing = tf.reduce_any(tf.math.is_nan(pixels), axis=-1)
+        normalised = (pixels - self._mean_2d) / self._std_2d
+        normalised = tf.where(missing[..., None], tf.zeros_like(normalised), normalised)
+        inputs = tf.reshape(tf.cast(normalised, tf.float32), [-1, 32])
+        means, scales, weights = self.model(inputs, training=False)
+        order = tf.argsort(weights, axis=1, direction="DESCENDING", stable=True)
+        means = tf.gather(means, order, batch_dims=1)
+        scales = tf.gather(scales, order, batch_dims=1)
+        z = tf.reshape(tf.cast(means, tf.float64), [tf.shape(means)[0], tf.shape(means)[1], -1, 3])
+        poses = self._base_3d + self._spread_3d * tf.einsum("jo,nkoc->nkjc", self._placement, z)
+        spread = tf.cast(self._spread_3d, tf.float32)
+        return {"poses_3d": tf.cast(poses, tf.float32),
+                "weights": tf.gather(weights, order, batch_dims=1),
+                "scales": scales, "scales_mm": scales[:, :, None, None] * spread,
+                "kernel_index": order, "missing": missing}
+
+
+def export_saved_model(lifter, directory, joint_order=keypoint_files.H36M):
+    """Write the SavedModel and EXPORT_CONFIG into `directory` (new or empty)."""
+    if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+        raise UserError(f"export directory {directory} exists and is not empty")
+    module = LiftingModule(lifter, joint_order)
+    try:
+        tf.saved_model.save(module, directory, signatures={SIGNATURE: module.lift})
+        with open(os.path.join(directory, EXPORT_CONFIG), "w", encoding="utf-8") as handle:
+            json.dump(export_config(lifter, joint_order), handle, indent=2)
+    except OSError as err:
+        raise UserError(f"cannot write the SavedModel to {directory}: {err}") from None
+    return directory
+
+
+def export_config(lifter, joint_order):
+    """What a client needs to call the SavedModel and read its answer."""
+    stats = lifter.stats
+    return {
+        "signature": SIGNATURE,
+        "inputs": {"keypoints_2d": {
+            "shape": [None, 16, 2], "dtype": "float32", "units": "pixels",
+            "joint_order": joint_order, "joint_names": list(keypoint_files.joint_names(joint_order)),
+            "missing_joint": "NaN (only limb joints, at most 2; the root must be given)"}},
+        "outputs": {
+            "poses_3d": "(N, K, 17, 3) float32 mm, root-relative, camera frame, "
+                        "most probable hypothesis first",
+            "weights": "(N, K) mixing weights, descending",
+            "scales": "(N, K) kernel std in the normalised 3D space",
+            "scales_mm": "(N, K, 17, 3) that std per coordinate in mm",
+            "kernel_index": "(N, K) int32 kernel of the model behind each hypothesis",
+            "missing": "(N, 16) bool joints treated as missing, h36m order"},
+        "output_joint_names": list(skeleton.H36M17_NAMES),
+        "num_hypotheses": lifter.config.num_models,
+        "architecture": lifter.config.architecture(),
+        "miss_num": lifter.miss_num,
+        "checkpoint": lifter.source,
+        "normalization": {name: np.asarray(value).tolist()
+                          for name, value in stats.as_arrays().items()},
+    }

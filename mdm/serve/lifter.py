@@ -1,0 +1,207 @@
+"""Lift your own 2D keypoints to K 3D hypotheses with a trained checkpoint.
+
+    lifter = Lifter.load("experiments/demo")             # latest checkpoint there
+    result = lifter.predict(keypoints_2d)                 # (16, 2) or (N, 16, 2) pixels
+    result.poses      # (N, K, 17, 3) mm, root-relative, camera frame, most probable first
+    result.weights    # (N, K) mixing weights, descending
+
+Works on this project's checkpoints (statistics inside) and on the authors' released TF1
+checkpoints (docs/faithfulness.md §5), whose statistics come from `stats` or are computed from the
+training subjects of `data_dir`.
+
+Missing joints are NaN and are treated exactly as --miss_num does in training
+(docs/faithfulness.md §4): both normalised coordinates set to 0. Only limb joints can be missing,
+at most 2 per pose.
+"""
+
+import dataclasses
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from mdm.checkpoint import release_format
+from mdm.checkpoint import store as checkpoint_store
+from mdm.checkpoint.loading import load_model
+from mdm.core import skeleton
+from mdm.core.config import ARCHITECTURE_FIELDS, Config
+from mdm.core.errors import UserError
+from mdm.data import splits
+from mdm.evaluate import prediction
+from mdm.model import mixture
+from mdm.serve import keypoint_files
+
+MAX_MISSING = 2  # --miss_num is 1 or 2 (docs/faithfulness.md §4)
+_LIMB_NAMES = tuple(keypoint_files.INPUT_NAMES[p] for p in skeleton.LIMB_INPUT_POSITIONS)
+
+
+class MissingJointsWarning(UserWarning):
+    """Joints are missing from an input but the model was not trained for that many."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Hypotheses:
+    """The K hypotheses of N input poses, sorted by mixing weight, most probable first."""
+
+    poses: np.ndarray  # (N, K, 17, 3) mm, root at 0, camera frame, H36M17_NAMES order
+    weights: np.ndarray  # (N, K) mixing coefficients a_k
+    scales: np.ndarray  # (N, K) s_k, the kernel's std in the normalised 3D space
+    scales_mm: np.ndarray  # (N, K, 17, 3) that std per coordinate in mm (s_k * std_3d)
+    kernel_index: np.ndarray  # (N, K) the model's kernel k behind each hypothesis
+    missing: np.ndarray  # (N, 16) bool, input joints treated as missing (h36m order)
+    samples: np.ndarray = None  # (N, S, 17, 3) mm draws from the mixture, if asked for
+
+    def as_arrays(self):
+        arrays = {"poses_3d": self.poses, "weights": self.weights, "scales": self.scales,
+                  "scales_mm": self.scales_mm, "kernel_index": self.kernel_index,
+                  "missing": self.missing}
+        if self.samples is not None:
+            arrays["samples"] = self.samples
+        return arrays
+
+
+class Lifter:
+    """A loaded model plus its normalisation statistics, for inference."""
+
+    def __init__(self, model, stats, config, miss_num=None, source=""):
+        self.model, self.stats, self.config = model, stats, config
+        self.miss_num = miss_num  # None: the checkpoint does not record it
+        self.source = source
+        self._forward = tf.function(lambda inputs: model(inputs, training=False),
+                                    input_signature=[tf.TensorSpec([None, 32], tf.float32)])
+
+    @classmethod
+    def load(cls, load_dir, step=0, stats=None, data_dir="", cache_dir=""):
+        """Checkpoint `step` (0: the latest) of `load_dir`. `stats` (NormStats) replaces
+        the checkpoint's; a released TF1 checkpoint needs it or `data_dir`, whose prepared
+        training split is cached in `cache_dir` (default: <load_dir>/cache)."""
+        step = checkpoint_store.resolve_step(load_dir, step)
+        path = checkpoint_store.checkpoint_path(load_dir, step)
+        if release_format.checkpoint_format(path) == release_format.RELEASE:
+            return cls._load_release(path, stats, data_dir,
+                                     cache_dir or os.path.join(load_dir, "cache"))
+        config, miss_num = _project_config(load_dir)
+        config = dataclasses.replace(config, load_dir=load_dir, load=step)
+        model, saved_stats = load_model(load_dir, step, config)
+        return cls(model, saved_stats if stats is None else stats, config, miss_num, source=path)
+
+    @classmethod
+    def _load_release(cls, path, stats, data_dir, cache_dir):
+        if stats is None and not data_dir:
+            raise UserError(f"{path} is a released TF1 checkpoint, which holds no "
+                            "normalisation statistics: give the Human3.6M data directory "
+                            "(--data_dir) to compute them from the training subjects, as "
+                            "the release did")
+        architecture = release_format.release_architecture(path)
+        config = Config(**architecture, data_dir=data_dir, cache_dir=cache_dir)
+        model = release_format.load_release_model(path, config)
+        if stats is None:
+            stats = splits.training_statistics(config)
+        # The release never corrupted its inputs: the call was commented out (docs/faithfulness.md §4).
+        return cls(model, stats, config, miss_num=0, source=path)
+
+    def save(self, directory, step):
+        """Write model and statistics as this project's checkpoint-<step> in `directory`,
+        e.g. to keep a released checkpoint together with its statistics."""
+        checkpoint_store.write_config(directory, self.config)
+        return checkpoint_store.CheckpointStore(directory, self.model, stats=self.stats).save(step, 0)
+
+    @property
+    def num_models(self):
+        return self.config.num_models
+
+    def predict(self, keypoints_2d, joint_order=keypoint_files.H36M, num_samples=0, seed=0):
+        """Hypotheses for (16, 2) or (N, 16, 2) pixel keypoints in `joint_order`; with
+        `num_samples` S > 0 also S draws per pose from the predicted mixture (seeded)."""
+        _check_count("num_samples", num_samples, 0)
+        _check_count("seed", seed, 2 ** 31 - 1)
+        pixels = keypoint_files.to_model_order(keypoints_2d, joint_order)
+        missing = self.check_missing(pixels)
+        means, scales, weights = self.mixture_parameters(pixels, missing)
+        order = np.argsort(-weights, axis=1, kind="stable")
+        sorted_means = np.take_along_axis(means, order[:, :, None], axis=1)
+        sorted_scales = np.take_along_axis(scales, order, axis=1)
+        samples = None
+        if num_samples:
+            draws = mixture.sample_mixture(means, scales, weights, num_samples, seed).numpy()
+            samples = self._to_mm(draws)
+        return Hypotheses(
+            poses=self._to_mm(sorted_means), weights=np.take_along_axis(weights, order, axis=1),
+            scales=sorted_scales, scales_mm=sorted_scales[:, :, None, None] * self._spread_mm(),
+            kernel_index=order, missing=missing, samples=samples)
+
+    def mixture_parameters(self, pixels, missing):
+        """Raw network outputs (means (N, K, D), scales, weights) for (N, 16, 2) pixels in
+        model order; `missing` (N, 16) joints get normalised value 0 (docs/faithfulness.md §4)."""
+        filled = np.where(missing[..., None], self.stats.mean_2d, pixels)
+        inputs = self.stats.normalize_inputs(filled).reshape(-1, 16, 2)
+        inputs[missing] = 0.0
+        return prediction.predict_mixture(self._forward, inputs.reshape(len(inputs), -1))
+
+    def check_missing(self, pixels):
+        """(N, 16) mask of NaN joints; refuses what training never saw, warns when the
+        model was trained with fewer (or no) missing joints."""
+        missing = np.isnan(pixels).any(axis=-1)
+        for pose in np.flatnonzero(missing.any(axis=1)):
+            names = [keypoint_files.INPUT_NAMES[j] for j in np.flatnonzero(missing[pose])]
+            _check_one_pose(pose, names)
+        most = int(missing.sum(axis=1).max())
+        if most and (self.miss_num is None or most > self.miss_num):
+            warnings.warn(self._missing_warning(int(missing.any(axis=1).sum()), most),
+                          MissingJointsWarning, stacklevel=3)
+        return missing
+
+    def _missing_warning(self, poses, most):
+        if self.miss_num is None:
+            trained = "the checkpoint does not record whether it was trained with --miss_num"
+        elif self.miss_num == 0:
+            trained = "the model was not trained for missing joints (--miss_num 0)"
+        else:
+            trained = f"the model was trained with --miss_num {self.miss_num}"
+        return (f"{poses} pose(s) have missing joints (up to {most}) but {trained}: "
+                "expect larger errors")
+
+    def _to_mm(self, flat_3d):
+        """(..., D) normalised -> (..., 17, 3) mm, root at 0 (docs/faithfulness.md §1)."""
+        return self.stats.unnormalize_targets(flat_3d, self.config.predict_14)
+
+    def _spread_mm(self):
+        """(17, 3) mm per unit of the normalised space: std_3d at predicted joints, else 0."""
+        dim = skeleton.output_dim(self.config.predict_14)
+        return self._to_mm(np.ones(dim)) - self._to_mm(np.zeros(dim))
+
+
+def _check_count(name, value, top):
+    """A non-negative integer (at most `top` when `top` > 0): the sampler takes int32 seeds."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 \
+            or (top and value > top):
+        limit = f" up to {top}" if top else ""
+        raise UserError(f"{name} must be a non-negative integer{limit} (got {value!r})")
+
+
+def _check_one_pose(pose, names):
+    """Training only ever dropped up to 2 of the 8 limb joints (docs/faithfulness.md §4)."""
+    if "Hip" in names:
+        raise UserError(f"pose {pose}: the root joint (Hip) is missing; the 3D pose is "
+                        "relative to it, so it must be given")
+    others = [name for name in names if name not in _LIMB_NAMES]
+    if others:
+        raise UserError(f"pose {pose}: {', '.join(others)} missing; only limb joints "
+                        f"({', '.join(_LIMB_NAMES)}) can be missing")
+    if len(names) > MAX_MISSING:
+        raise UserError(f"pose {pose}: {len(names)} limb joints missing ({', '.join(names)}); "
+                        f"at most {MAX_MISSING} can be, as in training with --miss_num")
+
+
+def _project_config(load_dir):
+    """Config with the checkpoint's architecture (config.json) and its recorded
+    --miss_num, or None where config.json does not hold it."""
+    saved = checkpoint_store.read_saved_config(load_dir)
+    if saved is None:
+        path = os.path.join(load_dir, checkpoint_store.CONFIG_FILE)
+        raise UserError(f"{path} not found: it records the architecture the checkpoints in "
+                        f"{load_dir} need")
+    fields = {name: saved[name] for name in ARCHITECTURE_FIELDS if name in saved}
+    miss_num = saved.get("miss_num")
+    return Config(**fields, miss_num=miss_num or 0), miss_num

@@ -1,0 +1,189 @@
+"""Training with Keras `fit` (docs/faithfulness.md §2): Adam with the release's continuous
+exponential decay, a checkpoint and a per-action evaluation after every epoch, a text log
+and TensorBoard summaries. Running the same command again resumes from the latest
+checkpoint in train_dir.
+"""
+
+import logging
+import math
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from mdm.checkpoint import store as checkpoint_store
+from mdm.core import faults
+from mdm.core.errors import UserError, first_line
+from mdm.data import splits
+from mdm.data.normalization import NormStats
+from mdm.data.pipeline import distributed_training_dataset
+from mdm.evaluate import prediction, report
+from mdm.model.network import build_model
+from mdm.train import distribute
+from mdm.train.optimizer import make_optimizer
+
+LOG = logging.getLogger(__name__)
+SUMMARY_EVERY_STEPS = 100
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """After each epoch: checkpoint first (a crash in evaluation loses nothing), then
+    evaluate per action, log the table and write summaries and a results file."""
+
+    def __init__(self, config, store, stats, test_set, writer):
+        super().__init__()
+        self.config, self.store, self.stats = config, store, stats
+        self.test_set, self.writer = test_set, writer
+        self.predictor = None
+        self.non_finite_step = None
+        self.first_step = self.last_summary_step = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.first_step = int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        faults.point("batch")
+        step = self.first_step + batch + 1
+        # Reading the loss is a host round trip: do it only every SUMMARY_EVERY_STEPS.
+        if step // SUMMARY_EVERY_STEPS > self.last_summary_step // SUMMARY_EVERY_STEPS:
+            self.last_summary_step = step
+            if self._stop_if_not_finite(float(logs["loss"]), step):
+                return
+            with self.writer.as_default(step=step):
+                tf.summary.scalar("train/loss", float(logs["loss"]))
+                tf.summary.scalar("train/learning_rate", float(logs["learning_rate"]))
+
+    def _stop_if_not_finite(self, loss, step):
+        """The epoch's running-mean loss stays non-finite once a step was: stop before
+        anything is saved, so the last checkpoint stays the last good one."""
+        if math.isfinite(loss):
+            return False
+        self.non_finite_step = step
+        self.model.stop_training = True
+        return True
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.non_finite_step is not None or self._stop_if_not_finite(float(logs["loss"]),
+                                                                        step):
+            return
+        path = self.store.save(step, epoch + 1)
+        LOG.info("epoch %d: loss %.4f, saved %s", epoch + 1, float(logs["loss"]), path)
+        if self.test_set is None:
+            return
+        if self.predictor is None:
+            self.predictor = prediction.make_predictor(self.model, self.config.jit_compile)
+        start = time.time()
+        faults.point("evaluation")
+        results, _ = prediction.evaluate(self.predictor, self.stats, self.test_set, self.config)
+        title = (f"epoch {epoch + 1}, step {step}, "
+                 f"{prediction.protocol_name(self.config.procrustes)}, mm")
+        LOG.info("evaluation (%.1f s)\n%s", time.time() - start,
+                 report.format_table(results, title=title))
+        self._write_summaries(step, logs, results["Average"])
+        report.write_results(os.path.join(self.config.train_dir, "results"), results,
+                             {"step": step, "epoch": epoch + 1,
+                              "protocol": prediction.protocol_name(self.config.procrustes)})
+
+    def _write_summaries(self, step, logs, average):
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("epoch/loss", float(logs["loss"]))
+            for column, value in average.items():
+                tf.summary.scalar(f"error_mm/{column}", value)
+        self.writer.flush()
+
+
+def prepare_training_arrays(config):
+    train_set, test_set, _ = splits.load_splits(config)
+    stats = NormStats.from_training(train_set.poses_2d, train_set.poses_3d)
+    inputs = stats.normalize_inputs(train_set.poses_2d)
+    targets = stats.normalize_targets(train_set.poses_3d, config.predict_14)
+    return inputs, targets, stats, test_set
+
+
+def _resume(store, config):
+    """Restore the newest readable checkpoint of train_dir; returns its epoch (0 if none).
+
+    A checkpoint that cannot be read (e.g. damaged by a crash or a full disk) is skipped
+    with a warning and the one before it is used."""
+    for step in reversed(checkpoint_store.available_steps(config.train_dir)):
+        path = os.path.join(config.train_dir, f"{checkpoint_store.PREFIX}-{step}")
+        try:
+            epoch = store.restore(path)
+        except checkpoint_store.RESTORE_ERRORS as err:
+            LOG.warning("cannot resume from %s (%s); trying the previous checkpoint", path,
+                        first_line(err))
+            continue
+        LOG.info("resuming from %s (epoch %d)", path, epoch)
+        return epoch
+    return 0
+
+
+def train(config):
+    """Train (or resume) in config.train_dir; returns a keras History of the epochs run
+    (None if there was nothing to do)."""
+    keras.utils.set_random_seed(config.seed)
+    checkpoint_store.check_architecture(config.train_dir, config)
+    inputs, targets, stats, test_set = prepare_training_arrays(config)
+    steps = len(inputs) // config.batch_size  # the last partial batch is dropped
+    if steps == 0:
+        raise UserError(f"{len(inputs)} training samples are fewer than one batch of "
+                        f"{config.batch_size}; lower --batch_size")
+    strategy = distribute.make_strategy(config.distribute)
+    with strategy.scope():
+        model = build_model(config, targets.shape[1])
+        optimizer = make_optimizer(config)
+        model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
+        optimizer.build(model.trainable_variables)
+        store = checkpoint_store.CheckpointStore(distribute.checkpoint_directory(config.train_dir,
+                                                                           config.distribute),
+                                            model, optimizer, stats,
+                                            max_to_keep=config.max_to_keep)
+        first_epoch = _resume(store, config)
+    writes_outputs = distribute.writes_outputs(config.distribute)
+    if writes_outputs:
+        checkpoint_store.write_config(config.train_dir, config)
+    if first_epoch >= config.epochs:
+        LOG.info("already trained for %d epochs; nothing to do", first_epoch)
+        return None
+    LOG.info("training on %d samples: %d steps of %d per epoch, epochs %d..%d", len(inputs),
+             steps, config.batch_size, first_epoch + 1, config.epochs)
+    writer = (tf.summary.create_file_writer(os.path.join(config.train_dir, "summary"))
+              if writes_outputs else tf.summary.create_noop_writer())
+    # A non-chief worker saves (a collective operation) but evaluates nothing.
+    callback = EpochEnd(config, store, stats, test_set if writes_outputs else None, writer)
+    history = keras.callbacks.History()
+    # One copy of the data in TensorFlow for all the epochs' datasets.
+    inputs, targets = tf.constant(inputs, tf.float32), tf.constant(targets, tf.float32)
+    for epoch in range(first_epoch, config.epochs):
+        _fit_one_epoch(model, strategy, inputs, targets, config, epoch, [callback, history])
+        if callback.non_finite_step is not None:
+            latest = checkpoint_store.available_steps(config.train_dir)
+            kept = f"checkpoint-{latest[-1]}" if latest else "no checkpoint"
+            raise UserError(f"training stopped: non-finite loss by step "
+                            f"{callback.non_finite_step} (the last good checkpoint is {kept} "
+                            f"in {config.train_dir})")
+    return history
+
+
+class _StopAfterEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def _fit_one_epoch(model, strategy, inputs, targets, config, epoch, callbacks):
+    """One epoch of fit() on a dataset of exactly that epoch's batches.
+
+    One fit() per epoch because with --steps_per_execution N, Keras runs N steps per call
+    even across an epoch boundary when N does not divide the steps per epoch; a dataset
+    that ends with the epoch makes the last call stop there, so every checkpoint falls on
+    an epoch boundary and a resumed run sees the batches an uninterrupted one did. fit() is
+    told the run's epoch count (its progress shows "epoch e/total") and stopped after one.
+    """
+    data, steps = distributed_training_dataset(strategy, inputs, targets, config.batch_size,
+                                               config.seed, epochs=epoch + 1, first_epoch=epoch)
+    model.fit(data, epochs=config.epochs, initial_epoch=epoch, steps_per_epoch=steps,
+              callbacks=callbacks + [_StopAfterEpoch()], verbose=config.verbose,
+              shuffle=False)  # the pipeline shuffles, seeded per epoch
