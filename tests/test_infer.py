@@ -107,6 +107,29 @@ def test_single_pose_rows_csv(capsys, lifter_dir, lifter, tmp_path):
                                lifter.predict(pose).poses, rtol=1e-12)
 
 
+def test_single_pose_rows_csv_with_an_empty_field_for_a_missing_joint(capsys, lifter_dir,
+                                                                     lifter, tmp_path):
+    """The 16-row format marks a missing joint with an empty `,` row: it stays row 13 of
+    16 (read as NaN) instead of vanishing and leaving 15 joints."""
+    pose = _poses(lifter, 1)[0]
+    wrist = INPUT_NAMES.index("LWrist")
+    lines = ["," if joint == wrist else f"{x:.17g},{y:.17g}" for joint, (x, y) in enumerate(pose)]
+    (tmp_path / "one.csv").write_text("\n".join(lines) + "\n")
+    array, _ = keypoint_files.read_keypoints(str(tmp_path / "one.csv"))
+    assert array.shape == (16, 2)
+    assert np.isnan(array[wrist]).all() and not np.isnan(np.delete(array, wrist, 0)).any()
+    status, _, err = run(capsys, "--load_dir", lifter_dir, "--input", str(tmp_path / "one.csv"),
+                         "--output", str(tmp_path / "one.npz"))
+    assert status == 0, err
+    missing = pose.copy()
+    missing[wrist] = np.nan
+    with pytest.warns(UserWarning):
+        want = lifter.predict(missing)
+    with np.load(tmp_path / "one.npz") as saved:
+        np.testing.assert_allclose(saved["poses_3d"], want.poses, rtol=1e-12)
+        np.testing.assert_array_equal(saved["missing"][0], np.arange(16) == wrist)
+
+
 def test_samples_are_seeded_and_match_the_api(capsys, lifter_dir, lifter, tmp_path):
     poses = _poses(lifter, 2)
     np.save(tmp_path / "in.npy", poses)

@@ -153,8 +153,7 @@ def _json_numbers(value):
 def _read_csv(path):
     with open(path, newline="", encoding="utf-8") as handle:
         rows = [(number, row) for number, row in enumerate(csv.reader(handle), start=1)
-                if row and any(field.strip() for field in row)
-                and not row[0].lstrip().startswith("#")]
+                if not _is_blank_line(row) and not row[0].lstrip().startswith("#")]
     if rows and all(_is_label(field) for field in rows[0][1]):
         rows = rows[1:]  # a header line of column names
     if not rows:
@@ -167,6 +166,13 @@ def _read_csv(path):
     array = np.array(values, np.float64)
     # Two columns are the (x, y) rows of one pose; 32 columns are one pose per row.
     return array, None
+
+
+def _is_blank_line(row):
+    """A line with no field at all (only spaces) is skipped; a line of empty fields
+    separated by commas (`,`) is kept: it is a pose row or a (x, y) row whose values are
+    missing, and dropping it would shift every joint after it."""
+    return len(row) <= 1 and not "".join(row).strip()
 
 
 def _is_label(field):
