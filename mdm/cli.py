@@ -1,10 +1,13 @@
 """Shared pieces of the absl command lines (predict_3dpose_mdm.py, preprocessing.py):
-flag parsing that answers a bad flag with one line, and list flags of integers."""
+flags defined from the option fields of a config dataclass and read back into one, flag
+parsing that answers a bad flag with one line, list flags of integers, and the one
+error-exit wrapper."""
 
 import sys
 
 from absl import flags
 
+from mdm.core import options
 from mdm.core.errors import UserError
 
 _BOOLEAN_WORDS = {"true": "true", "false": "false", "1": "true", "0": "false"}
@@ -34,6 +37,45 @@ def parse_flags_or_exit(flag_values, argv):
     except flags.Error as err:
         sys.stderr.write(f"error: {err}\n")
         sys.exit(2)
+
+
+def define_config_flags(config_class, flag_values=flags.FLAGS):
+    """One absl flag per option field of `config_class` (mdm.core.options): its flag name,
+    default and help text, the help ending with the valid range. Returns the flag names
+    (for absl's flags.declare_key_flag, which lists them in the caller's --help)."""
+    names = []
+    for field in options.option_fields(config_class):
+        spec = options.spec_of(field)
+        name, default = options.flag_name(field), options.flag_default(field)
+        shown_range = spec.range_text() if field.type is not str else ""  # enums show theirs
+        help_text = spec.help + (f" [{shown_range}]" if shown_range else "")
+        keywords = {"flag_values": flag_values}
+        if field.type is str and spec.choices:
+            flags.DEFINE_enum(name, default, list(spec.choices), help_text, **keywords)
+        elif field.type is tuple:
+            flags.DEFINE_list(name, [str(value) for value in default], help_text, **keywords)
+        else:
+            define = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer,
+                      float: flags.DEFINE_float, str: flags.DEFINE_string}[field.type]
+            define(name, default, help_text, **keywords)
+        names.append(name)
+    return names
+
+
+def config_from_flags(config_class, flag_values=flags.FLAGS):
+    """A `config_class` holding the parsed value of every flag of `define_config_flags`."""
+    values = {}
+    for field in options.option_fields(config_class):
+        name = options.flag_name(field)
+        value = flag_values[name].value
+        values[field.name] = int_list(value, name) if field.type is tuple else value
+    return config_class(**values)
+
+
+def explicit_fields(config_class, flag_values=flags.FLAGS):
+    """Names of the fields whose flag the user gave on the command line."""
+    return {field.name for field in options.option_fields(config_class)
+            if flag_values[options.flag_name(field)].present}
 
 
 def int_list(values, flag):
@@ -71,5 +113,7 @@ def exit_on_user_error(run, show_traceback=False, on_interrupt=None):
 
 
 def _fail(message, status):
-    sys.stderr.write(f"error: {message}\n")
+    """Each line of `message` as its own `error:` line on stderr."""
+    for line in message.splitlines() or [""]:
+        sys.stderr.write(f"error: {line}\n")
     return status

@@ -10,7 +10,11 @@ import os
 
 from mdm.core.atomic import atomic_write
 from mdm.core.errors import UserError
+from mdm.core import options
+from mdm.core.options import option
 
+# The release's data directory (docs/faithfulness.md §6).
+RELEASE_DATA_DIR = "../data/h36m/"
 ARCHITECTURE_FIELDS = (
     "linear_size", "num_layers", "num_models", "predict_14", "residual", "batch_norm",
     "max_norm",
@@ -19,55 +23,89 @@ ARCHITECTURE_FIELDS = (
 
 @dataclasses.dataclass
 class Config:
+    """Every option of a run. Each field is also a command-line flag: `option` records its
+    flag name, help text and valid range (mdm.core.options), from which mdm.cli defines
+    the absl flags and `validate` checks the values."""
+
     # Optimisation (docs/faithfulness.md §2).
-    learning_rate: float = 1e-3
-    dropout: float = 0.5  # keep probability, as in the release
-    batch_size: int = 64
-    epochs: int = 200
+    learning_rate: float = option(1e-3, "Learning rate", above=0)
+    dropout: float = option(0.5, "Dropout keep probability. 1 means no dropout", above=0,
+                            at_most=1, note="a keep probability, 1 = no dropout")
+    batch_size: int = option(64, "Batch size to use during training", at_least=1)
+    epochs: int = option(200, "How many epochs we should train for", at_least=1)
     # Data (docs/faithfulness.md §1).
-    camera_frame: bool = True
-    use_sh: bool = True
-    sh_dir: str = ""  # "" = StackedHourglassFineTuned240 if present, else StackedHourglass
-    action: str = "All"
-    data_dir: str = "data/synthetic"
-    cameras_path: str = ""  # "" = <data_dir>/cameras.h5
-    cache_dir: str = ""  # "" = <train_dir>/cache
-    train_subjects: tuple = (1, 5, 6, 7, 8)
-    test_subjects: tuple = (9, 11)
-    miss_num: int = 0
+    camera_frame: bool = option(True, "Convert 3d poses to camera coordinates")
+    use_sh: bool = option(True, "Use 2d pose predictions from StackedHourglass")
+    sh_dir: str = option("", "Detection folder under S<n>/ (default: "
+                         "StackedHourglassFineTuned240 if present, else StackedHourglass)")
+    action: str = option("All", "The action to train on. 'All' means all the actions")
+    # The flag keeps the release's default; when that folder does not exist the entry
+    # script falls back to this field's default, the synthetic set (docs/faithfulness.md §10).
+    data_dir: str = option("data/synthetic", "Data directory (3d-pose-baseline layout); "
+                           f"when left at {RELEASE_DATA_DIR} and that is absent, the "
+                           "built-in synthetic set in data/synthetic",
+                           flag_default=RELEASE_DATA_DIR)
+    cameras_path: str = option("", "cameras.h5 (default: <data_dir>/cameras.h5)")
+    cache_dir: str = option("", "Where prepared data is cached (default: <train_dir>/cache)")
+    train_subjects: tuple = option((1, 5, 6, 7, 8), "Training subjects")
+    test_subjects: tuple = option((9, 11), "Test subjects")
+    # The release's default was 1 but its corruption call was commented out, so it trained
+    # without missing joints; 0 keeps that behaviour now that the flag works
+    # (docs/faithfulness.md §4, §10).
+    miss_num: int = option(0, "Limb joints to drop per sample", choices=(0, 1, 2))
     # Network (docs/faithfulness.md §2).
-    linear_size: int = 1024
-    num_layers: int = 2
-    residual: bool = True
-    batch_norm: bool = True
-    max_norm: bool = True
-    predict_14: bool = False
-    num_models: int = 5
-    dirichlet_prior: bool = True
-    use_fp16: bool = False
-    jit_compile: bool = False  # XLA measured slower on a 2-core CPU (README, Performance)
-    steps_per_execution: int = 1  # training steps per compiled call (fewer host round trips)
-    distribute: str = ""  # "", "mirrored" (one machine, all GPUs) or "multi_worker"
+    linear_size: int = option(1024, "Size of each model layer.", at_least=1)
+    num_layers: int = option(2, "Number of residual blocks in the model.", at_least=0)
+    residual: bool = option(True, "Whether to add a residual connection every 2 layers")
+    batch_norm: bool = option(True, "Use batch_normalization")
+    max_norm: bool = option(True, "Apply maxnorm constraint to the weights")
+    predict_14: bool = option(False, "predict 14 joints")
+    num_models: int = option(5, "K, the number of Gaussian kernels / hypotheses", at_least=1)
+    dirichlet_prior: bool = option(True, "Add the Dirichlet prior on the mixing weights")
+    use_fp16: bool = option(False, "Train with mixed precision (float16)")
+    # XLA measured slower on a 2-core CPU (README, Performance), so it is opt-in.
+    jit_compile: bool = option(False, "Compile the train and inference steps with XLA")
+    steps_per_execution: int = option(1, "Training steps per compiled call: fewer host round "
+                                      "trips; callbacks and the progress bar see every n-th "
+                                      "step", at_least=1)
+    distribute: str = option("", "tf.distribute: mirrored (this machine's GPUs) or "
+                             "multi_worker (TF_CONFIG); --batch_size stays the global batch",
+                             choices=("", "mirrored", "multi_worker"))
     # Evaluation (docs/faithfulness.md §3).
-    procrustes: bool = False
-    evaluate_action_wise: bool = True
-    # Run control.
-    train_dir: str = "experiments/mdm"
-    load_dir: str = ""
-    load: int = 0
-    test: bool = False
-    sample: bool = False
-    sample_figures: int = 20
-    use_cpu: bool = False
-    seed: int = 42
-    verbose: int = 1
-    max_to_keep: int = 5
-    # MPI-INF-3DHP (docs/faithfulness.md §8): which dataset, its preprocessed npz files, and the
-    # 2D statistics of the cross-dataset test ("checkpoint", "mpi" or "both").
-    dataset: str = "h36m"
-    mpi_train_npz: str = ""
-    mpi_test_npz: str = ""
-    mpi_norm_stats: str = "both"
+    procrustes: bool = option(False, "Apply procrustes analysis at test time")
+    evaluate_action_wise: bool = option(True, "Evaluate per action, averaged",
+                                        flag="evaluateActionWise")
+    # Run control. The directories default inside this repository (docs/faithfulness.md §10).
+    train_dir: str = option("experiments/mdm", "Training directory: checkpoints, log, "
+                            "summaries, results")
+    load_dir: str = option("", "Directory of the checkpoint for --test/--sample "
+                           "(default: --train_dir)")
+    load: int = option(0, "Global step of the checkpoint to load (0 = latest)", at_least=0)
+    test: bool = option(False, "Evaluate a checkpoint")
+    sample: bool = option(False, "Draw the hypotheses of test frames")
+    sample_figures: int = option(20, "Figures per test sequence and camera in --sample",
+                                 at_least=1)
+    use_cpu: bool = option(False, "Whether to use the CPU (hide the GPUs)")
+    # numpy's seeds are unsigned 32-bit integers.
+    seed: int = option(42, "Seed of initialisation, shuffling, dropout and miss_num",
+                       at_least=0, at_most=2**32 - 1)
+    verbose: int = option(1, "Keras progress output: 0 silent, 1 bar, 2 line/epoch "
+                          "(default: 1 on a terminal, else 2)", choices=(0, 1, 2))
+    # mdm.checkpoint.store keeps every checkpoint for 0; a negative count would delete
+    # the one just written.
+    max_to_keep: int = option(5, "Checkpoints kept in train_dir (oldest deleted)",
+                              at_least=0, note="0 keeps all")
+    # MPI-INF-3DHP (docs/faithfulness.md §8): which dataset, its preprocessed npz files, and
+    # the 2D statistics of the cross-dataset test.
+    dataset: str = option("h36m", "Train and test on Human3.6M (data_dir) or on the "
+                          "MPI-INF-3DHP npz files", choices=("h36m", "mpi_inf_3dhp"))
+    mpi_train_npz: str = option("", "MPI-INF-3DHP training npz "
+                                "(python preprocessing.py --mode train)")
+    mpi_test_npz: str = option("", "MPI-INF-3DHP test npz (python preprocessing.py --mode test)")
+    mpi_norm_stats: str = option("both", "2D normalisation in the MPI-INF-3DHP test: the "
+                                 "checkpoint's training statistics, those of the MPI 2D input "
+                                 "itself (the release), or both",
+                                 choices=("checkpoint", "mpi", "both"))
 
     def resolved_cameras_path(self):
         return self.cameras_path or os.path.join(self.data_dir, "cameras.h5")
@@ -79,25 +117,14 @@ class Config:
         return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
 
     def validate(self):
-        """Reject values that cannot work, with one line naming the flag."""
-        if not 0 <= self.miss_num <= 2:
-            raise UserError(f"--miss_num must be 0, 1 or 2 (got {self.miss_num})")
-        if not 0.0 < self.dropout <= 1.0:
-            raise UserError(f"--dropout is a keep probability in (0, 1] (got {self.dropout})")
-        positive = ("batch_size", "epochs", "linear_size", "num_models", "steps_per_execution")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name} must be at least 1 (got {getattr(self, name)})")
-        if self.num_layers < 0:
-            raise UserError(f"--num_layers must be >= 0 (got {self.num_layers})")
-        if self.learning_rate <= 0:
-            raise UserError(f"--learning_rate must be positive (got {self.learning_rate})")
-        if self.distribute not in ("", "mirrored", "multi_worker"):
-            raise UserError(f"--distribute must be mirrored or multi_worker "
-                            f"(got '{self.distribute}')")
+        """Reject values that cannot work: a UserError with one line per problem, each
+        naming its flag (the ranges are those declared with each field)."""
+        problems = options.violations(self)
         overlap = set(self.train_subjects) & set(self.test_subjects)
         if overlap and not self.test:
-            raise UserError(f"subjects {sorted(overlap)} are in both the train and test split")
+            problems.append(f"subjects {sorted(overlap)} are in both the train and test split")
+        if problems:
+            raise UserError("\n".join(problems))
 
 
 def save_architecture(path, config):

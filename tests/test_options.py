@@ -1,0 +1,89 @@
+"""Flags declared once (mdm/core/options.py): the Config fields become the absl flags of
+predict_3dpose_mdm.py, with the release's names, and parsed flags become a Config."""
+
+import dataclasses
+
+import pytest
+from absl import flags
+
+from mdm import cli
+from mdm.core import options
+from mdm.core.config import RELEASE_DATA_DIR, Config
+from mdm.core.errors import UserError
+
+# The release's flags (docs/faithfulness.md §6) and the ones this reproduction adds.
+RELEASE_FLAGS = {
+    "learning_rate", "dropout", "batch_size", "epochs", "camera_frame", "max_norm",
+    "batch_norm", "predict_14", "use_sh", "action", "linear_size", "num_layers", "residual",
+    "procrustes", "evaluateActionWise", "cameras_path", "data_dir", "train_dir", "load_dir",
+    "sample", "test", "use_cpu", "load", "miss_num", "use_fp16",
+}
+ADDED_FLAGS = {
+    "num_models", "dirichlet_prior", "seed", "sh_dir", "train_subjects", "test_subjects",
+    "cache_dir", "sample_figures", "jit_compile", "steps_per_execution", "verbose",
+    "max_to_keep", "distribute", "dataset", "mpi_train_npz", "mpi_test_npz", "mpi_norm_stats",
+}
+
+
+def parsed(*args):
+    """A fresh FlagValues with the Config flags, parsed from `args` as the script does."""
+    flag_values = flags.FlagValues()
+    cli.define_config_flags(Config, flag_values)
+    flag_values(cli.normalize_boolean_args(["prog", *args], flag_values))
+    return flag_values
+
+
+def test_every_config_field_is_a_flag_with_the_release_name():
+    names = cli.define_config_flags(Config, flags.FlagValues())
+    assert len(names) == len(set(names)) == len(dataclasses.fields(Config))
+    assert set(names) == RELEASE_FLAGS | ADDED_FLAGS
+
+
+def test_default_flags_give_the_default_config():
+    config = cli.config_from_flags(Config, parsed())
+    # The one flag whose default is the release's: the entry script falls back from it.
+    assert config.data_dir == RELEASE_DATA_DIR
+    assert dataclasses.replace(config, data_dir=Config.data_dir) == Config()
+
+
+def test_release_boolean_form_and_renamed_field():
+    config = cli.config_from_flags(Config, parsed(
+        "--test", "True", "--evaluateActionWise", "False", "--predict_14", "1",
+        "--residual", "false", "--nouse_sh"))
+    assert (config.test, config.evaluate_action_wise, config.predict_14) == (True, False, True)
+    assert (config.residual, config.use_sh) == (False, False)
+
+
+def test_values_of_every_type():
+    config = cli.config_from_flags(Config, parsed(
+        "--learning_rate", "0.01", "--epochs", "3", "--action", "Walking",
+        "--train_subjects", "1,5", "--distribute", "mirrored"))
+    assert config.learning_rate == 0.01 and config.epochs == 3 and config.action == "Walking"
+    assert config.train_subjects == (1, 5) and config.distribute == "mirrored"
+
+
+def test_list_flag_of_non_integers_is_one_line_naming_it():
+    with pytest.raises(UserError, match=r"^--test_subjects takes integers"):
+        cli.config_from_flags(Config, parsed("--test_subjects", "9,eleven"))
+
+
+def test_explicit_fields_are_the_flags_given():
+    flag_values = parsed("--linear_size", "64", "--evaluateActionWise", "False")
+    assert cli.explicit_fields(Config, flag_values) == {"linear_size", "evaluate_action_wise"}
+
+
+def test_help_ends_with_the_declared_range():
+    flag_values = parsed()
+    assert flag_values["epochs"].help.endswith("[at least 1]")
+    assert flag_values["dropout"].help.endswith("[in (0, 1]]")
+    assert flag_values["miss_num"].help.endswith("[0, 1 or 2]")
+    assert flag_values["distribute"].help.endswith("the global batch")  # enums list their own
+
+
+def test_range_texts():
+    spec = options.OptionSpec("h", at_least=0, at_most=9)
+    assert spec.range_text() == "between 0 and 9"
+    assert spec.violation(10) == "between 0 and 9" and spec.violation(9) is None
+    assert options.OptionSpec("h", above=0).violation(0) == "above 0"
+    assert options.OptionSpec("h", choices=("", "a", "b")).range_text() == "empty, a or b"
+    assert options.OptionSpec("h").violation(float("nan")) == "a finite number"
