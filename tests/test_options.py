@@ -87,3 +87,69 @@ def test_range_texts():
     assert options.OptionSpec("h", above=0).violation(0) == "above 0"
     assert options.OptionSpec("h", choices=("", "a", "b")).range_text() == "empty, a or b"
     assert options.OptionSpec("h").violation(float("nan")) == "a finite number"
+
+
+# Every constrained field, a value outside its range and the line a user then sees.
+VIOLATIONS = {
+    "learning_rate": (float("nan"), "--learning_rate must be a finite number (got nan)"),
+    "dropout": (1.5, "--dropout must be in (0, 1] (a keep probability, 1 = no dropout) "
+                     "(got 1.5)"),
+    "batch_size": (0, "--batch_size must be at least 1 (got 0)"),
+    "epochs": (0, "--epochs must be at least 1 (got 0)"),
+    "miss_num": (3, "--miss_num must be 0, 1 or 2 (got 3)"),
+    "linear_size": (0, "--linear_size must be at least 1 (got 0)"),
+    "num_layers": (-1, "--num_layers must be at least 0 (got -1)"),
+    "num_models": (0, "--num_models must be at least 1 (got 0)"),
+    "steps_per_execution": (0, "--steps_per_execution must be at least 1 (got 0)"),
+    "distribute": ("ring", "--distribute must be empty, mirrored or multi_worker "
+                           "(got 'ring')"),
+    "load": (-3, "--load must be at least 0 (got -3)"),
+    "sample_figures": (-1, "--sample_figures must be at least 1 (got -1)"),
+    "seed": (-1, "--seed must be between 0 and 4294967295 (got -1)"),
+    "verbose": (3, "--verbose must be 0, 1 or 2 (got 3)"),
+    "max_to_keep": (-1, "--max_to_keep must be at least 0 (0 keeps all) (got -1)"),
+    "dataset": ("mpii", "--dataset must be h36m or mpi_inf_3dhp (got 'mpii')"),
+    "mpi_norm_stats": ("none", "--mpi_norm_stats must be checkpoint, mpi or both "
+                               "(got 'none')"),
+}
+
+
+def constrained_fields():
+    return {field.name for field in options.option_fields(Config)
+            if options.spec_of(field).range_text() or field.type is float}
+
+
+def test_the_violation_table_covers_every_constrained_field():
+    assert set(VIOLATIONS) == constrained_fields()
+
+
+@pytest.mark.parametrize("name", sorted(VIOLATIONS))
+def test_each_violation_is_one_line_naming_the_flag(name):
+    value, message = VIOLATIONS[name]
+    with pytest.raises(UserError) as caught:
+        Config(**{name: value}).validate()
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("name, value", [
+    ("learning_rate", float("inf")), ("learning_rate", -1e-3), ("learning_rate", 0.0),
+    ("dropout", 0.0), ("dropout", float("nan")), ("seed", 2**32)])
+def test_other_values_outside_the_range(name, value):
+    with pytest.raises(UserError, match=f"^--{name} must be "):
+        Config(**{name: value}).validate()
+
+
+def test_every_violation_gets_its_own_line():
+    config = Config(**{name: value for name, (value, _) in VIOLATIONS.items()})
+    with pytest.raises(UserError) as caught:
+        config.validate()
+    assert str(caught.value).splitlines() == [
+        VIOLATIONS[field.name][1] for field in options.option_fields(Config)
+        if field.name in VIOLATIONS]
+
+
+@pytest.mark.parametrize("name, value", [
+    ("max_to_keep", 0), ("dropout", 1.0), ("num_layers", 0), ("load", 7), ("seed", 0),
+    ("verbose", 0), ("distribute", "")])
+def test_values_at_the_edge_of_the_range_are_accepted(name, value):
+    Config(**{name: value}).validate()
