@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -112,6 +113,57 @@ def test_api_export_and_its_config(lifter, tmp_path):
     assert config["num_hypotheses"] == 3 and config["architecture"]["linear_size"] == 32
     for name, value in lifter.stats.as_arrays().items():
         np.testing.assert_array_equal(config["normalization"][name], value)
+
+
+def _poses_the_cli_refuses_or_takes(lifter):
+    """Each pose alone: (pixels (9, 16, 2) float32, whether Lifter.predict accepts it)."""
+    pixels = np.repeat(_pixels(lifter)[:1], 9, axis=0)
+    gone = {1: ["Hip"], 2: ["LKnee", "LWrist", "RFoot"], 3: ["Head"], 5: ["LWrist", "RKnee"],
+            7: ["Thorax", "LElbow"], 8: ["RFoot"]}
+    for pose, names in gone.items():
+        pixels[pose, [INPUT_NAMES.index(name) for name in names]] = np.nan
+    pixels[4, INPUT_NAMES.index("Spine"), 0] = np.inf    # not a missing joint: a bad number
+    pixels[6, INPUT_NAMES.index("RElbow"), 1] = np.nan   # half a joint is a missing joint
+    pixels = pixels.astype(np.float32)
+    accepted = []
+    for pose in pixels:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lifter.predict(pose)
+            accepted.append(True)
+        except UserError:
+            accepted.append(False)
+    return pixels, np.array(accepted)
+
+
+def test_saved_model_flags_the_poses_the_cli_refuses(lifter, tmp_path):
+    """Plain tf.saved_model.load in a fresh process: `valid` is False exactly where
+    Lifter.predict refuses the pose, whose poses_3d, weights and scales are then NaN; the
+    other rows are the API's numbers."""
+    pixels, accepted = _poses_the_cli_refuses_or_takes(lifter)
+    assert accepted.tolist() == [True, False, False, False, False, True, True, False, True]
+    saved = export.export_saved_model(lifter, str(tmp_path / "served"))
+    np.save(tmp_path / "pixels.npy", pixels)
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, saved, str(tmp_path / "pixels.npy"),
+         str(tmp_path / "served.npz")],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert result.returncode == 0, result.stderr
+    with np.load(tmp_path / "served.npz") as served:
+        outputs = dict(served)
+    assert outputs["valid"].dtype == bool
+    np.testing.assert_array_equal(outputs["valid"], accepted)
+    for name in ("poses_3d", "weights", "scales", "scales_mm"):
+        assert np.isnan(outputs[name][~accepted]).all(), name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = lifter.predict(pixels[accepted])
+    assert_same_as_api({name: value[accepted] for name, value in outputs.items()}, want)
+    with open(os.path.join(saved, export.EXPORT_CONFIG)) as handle:
+        described = json.load(handle)["outputs"]
+    assert "valid" in described and "NaN" in described["valid"]
 
 
 def test_export_refuses_a_non_empty_directory(lifter, tmp_path):

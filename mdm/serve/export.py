@@ -7,11 +7,13 @@ in the joint order chosen at export (NaN = missing joint, normalised to 0 as wit
 
     poses_3d (N, K, 17, 3) mm, root-relative, camera frame   weights (N, K)
     scales (N, K) normalised-space std    scales_mm (N, K, 17, 3)    kernel_index (N, K)
-    missing (N, 16) bool (model order)
+    missing (N, 16) bool (model order)    valid (N,) bool
 
-The SavedModel does not refuse inputs the way `Lifter.predict` does (a missing root, too
-many missing joints): validate on the client. `EXPORT_CONFIG` next to it describes all this
-as JSON.
+A graph cannot raise per pose the way `Lifter.predict` refuses an input, so `valid` is False
+for every pose the command line would refuse (a missing root or other non-limb joint, more
+than MAX_MISSING missing limb joints, an infinite coordinate), and that pose's poses_3d,
+weights, scales and scales_mm are NaN: a client that ignores the flag cannot mistake them
+for an answer. `EXPORT_CONFIG` next to it describes all this as JSON.
 """
 
 import json
@@ -23,6 +25,7 @@ import tensorflow as tf
 from mdm.core import skeleton
 from mdm.core.errors import UserError
 from mdm.serve import keypoint_files
+from mdm.serve.lifter import MAX_MISSING
 
 EXPORT_CONFIG = "mdm_export.json"
 SIGNATURE = "serving_default"
@@ -47,13 +50,19 @@ class LiftingModule(tf.Module):
         self._spread_3d = stats.unnormalize_targets(np.ones(3 * len(joints)),
                                                     predict_14) - self._base_3d
         self._placement = np.eye(skeleton.NUM_JOINTS)[:, joints]  # (17, J_out)
+        self._is_limb = np.isin(np.arange(keypoint_files.NUM_INPUT_JOINTS),
+                                skeleton.LIMB_INPUT_POSITIONS)  # (16,) model order
 
     @tf.function(input_signature=[tf.TensorSpec([None, 16, 2], tf.float32, name="keypoints_2d")])
     def lift(self, keypoints_2d):
         pixels = tf.gather(tf.cast(keypoints_2d, tf.float64), self._input_rows, axis=1)
         missing = tf.reduce_any(tf.math.is_nan(pixels), axis=-1)
+        valid = self._valid(pixels, missing)
         normalised = (pixels - self._mean_2d) / self._std_2d
-        normalised = tf.where(missing[..., None], tf.zeros_like(normalised), normalised)
+        # Both coordinates of a missing joint are 0 (docs/faithfulness.md §4); an infinite
+        # one too, so that even an invalid row computes finite numbers before its NaN.
+        usable = ~missing[..., None] & tf.math.is_finite(normalised)
+        normalised = tf.where(usable, normalised, tf.zeros_like(normalised))
         inputs = tf.reshape(tf.cast(normalised, tf.float32), [-1, 32])
         means, scales, weights = self.model(inputs, training=False)
         order = tf.argsort(weights, axis=1, direction="DESCENDING", stable=True)
@@ -62,10 +71,26 @@ class LiftingModule(tf.Module):
         z = tf.reshape(tf.cast(means, tf.float64), [tf.shape(means)[0], tf.shape(means)[1], -1, 3])
         poses = self._base_3d + self._spread_3d * tf.einsum("jo,nkoc->nkjc", self._placement, z)
         spread = tf.cast(self._spread_3d, tf.float32)
-        return {"poses_3d": tf.cast(poses, tf.float32),
-                "weights": tf.gather(weights, order, batch_dims=1),
-                "scales": scales, "scales_mm": scales[:, :, None, None] * spread,
-                "kernel_index": order, "missing": missing}
+        return {"poses_3d": _nan_unless(valid, tf.cast(poses, tf.float32)),
+                "weights": _nan_unless(valid, tf.gather(weights, order, batch_dims=1)),
+                "scales": _nan_unless(valid, scales),
+                "scales_mm": _nan_unless(valid, scales[:, :, None, None] * spread),
+                "kernel_index": order, "missing": missing, "valid": valid}
+
+    def _valid(self, pixels, missing):
+        """(N,) bool: the pose passes Lifter.check_missing and has no infinite coordinate
+        (keypoint_files.to_model_order), i.e. the command line would lift it."""
+        infinite = tf.reduce_any(tf.math.is_inf(pixels), axis=[1, 2])
+        non_limb_missing = tf.reduce_any(missing & ~self._is_limb, axis=1)
+        limbs_missing = tf.reduce_sum(tf.cast(missing & self._is_limb, tf.int32), axis=1)
+        return ~infinite & ~non_limb_missing & (limbs_missing <= MAX_MISSING)
+
+
+def _nan_unless(valid, values):
+    """`values` (N, ...) with the rows where `valid` (N,) is False set to NaN."""
+    rows = tf.reshape(valid, tf.concat([tf.shape(valid), tf.ones([tf.rank(values) - 1],
+                                                                 tf.int32)], 0))
+    return tf.where(rows, values, tf.fill(tf.shape(values), tf.constant(np.nan, values.dtype)))
 
 
 def export_saved_model(lifter, directory, joint_order=keypoint_files.H36M):
@@ -90,7 +115,8 @@ def export_config(lifter, joint_order):
         "inputs": {"keypoints_2d": {
             "shape": [None, 16, 2], "dtype": "float32", "units": "pixels",
             "joint_order": joint_order, "joint_names": list(keypoint_files.joint_names(joint_order)),
-            "missing_joint": "NaN (only limb joints, at most 2; the root must be given)"}},
+            "missing_joint": f"NaN (only limb joints, at most {MAX_MISSING}; the root must "
+                             "be given; otherwise the pose is not valid)"}},
         "outputs": {
             "poses_3d": "(N, K, 17, 3) float32 mm, root-relative, camera frame, "
                         "most probable hypothesis first",
@@ -98,7 +124,11 @@ def export_config(lifter, joint_order):
             "scales": "(N, K) kernel std in the normalised 3D space",
             "scales_mm": "(N, K, 17, 3) that std per coordinate in mm",
             "kernel_index": "(N, K) int32 kernel of the model behind each hypothesis",
-            "missing": "(N, 16) bool joints treated as missing, h36m order"},
+            "missing": "(N, 16) bool joints treated as missing, h36m order",
+            "valid": "(N,) bool False where the pose cannot be lifted (the root or another "
+                     f"non-limb joint missing, more than {MAX_MISSING} limb joints missing, "
+                     "an infinite coordinate); poses_3d, weights, scales and scales_mm of "
+                     "such a pose are NaN"},
         "output_joint_names": list(skeleton.H36M17_NAMES),
         "num_hypotheses": lifter.config.num_models,
         "architecture": lifter.config.architecture(),
