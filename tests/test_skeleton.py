@@ -51,10 +51,12 @@ def test_input_output_and_predict14_joint_sets():
     assert len(REF_OUTPUT14_32) * 3 == 42
 
 
-def test_eval_joints_are_root_plus_predicted():
+def test_eval_joints_are_the_ones_the_release_scored():
+    """17 joints (root included) for the 16-joint model; the 14 predicted joints alone,
+    without the root, with predict_14."""
     assert _as_32(skeleton.eval_joints(False)) == [0] + REF_OUTPUT_32
     assert sorted(_as_32(skeleton.eval_joints(False))) == REF_17_FROM_32
-    assert _as_32(skeleton.eval_joints(True)) == [0] + REF_OUTPUT14_32
+    assert _as_32(skeleton.eval_joints(True)) == REF_OUTPUT14_32
 
 
 def test_sh_to_input_permutation_by_names():

@@ -73,8 +73,12 @@ def output_dim(predict_14):
 
 
 def eval_joints(predict_14):
-    """Joints scored in evaluation: the root plus the predicted joints (17, or 15)."""
-    return np.concatenate([[ROOT], output_joints(predict_14)])
+    """Joints scored in evaluation, as the release scored them (docs/faithfulness.md §3,
+    §11): all 17 (the root, always 0 after root-centring, plus the 16 predicted) for the
+    16-joint model, but only the 14 predicted joints with predict_14 (no root)."""
+    if predict_14:
+        return OUTPUT_JOINTS_14
+    return np.concatenate([[ROOT], OUTPUT_JOINTS])
 
 
 def from_32(poses_32):
