@@ -59,6 +59,29 @@ def test_format_table_rows_columns_and_one_decimal():
     assert len({len(line) for line in lines[1:]}) == 1
 
 
+def test_format_table_columns_stay_aligned_for_any_number():
+    """A diverged run's 5.2e13 mm, NaN and infinity must not push cells out of their
+    columns: every cell ends where its column's header ends."""
+    results = {"Walking": {"best": 5.2e13, "mixture_mean": float("nan")},
+               "Eating": {"best": float("inf"), "mixture_mean": -1e300},
+               report.AVERAGE_ROW: {"best": 12.25, "mixture_mean": float("-inf")}}
+    lines = report.format_table(results).splitlines()
+    header = lines[0]
+    ends = [header.index(column) + len(column) for column in ("best", "mixture_mean")]
+    rows = [line for line in lines[1:] if not set(line) <= {"-"}]
+    assert len(rows) == 3
+    for line in rows:
+        assert len(line) == len(header), lines
+        cells = line.split()[1:]
+        for cell, end in zip(cells, ends):
+            assert line[end - len(cell):end] == cell, lines
+            assert end == len(line) or line[end] == " ", lines
+    values = {line.split()[0]: line.split()[1:] for line in rows}
+    assert values["Average"][0] == "12.2"  # ordinary numbers keep one decimal
+    assert [float(cell) for cell in values["Walking"]][0] == pytest.approx(5.2e13, rel=1e-3)
+    assert values["Walking"][1] == "nan" and values["Eating"][0] == "inf"
+
+
 def test_write_results_round_trip(tmp_path):
     frame_errors, actions = small_evaluation()
     results = report.aggregate_by_action(frame_errors, actions)

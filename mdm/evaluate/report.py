@@ -63,7 +63,11 @@ def format_table(results, columns=None, title=None):
     if columns is None:
         columns = list(next(iter(results.values()), {}))
     name_width = max([len("Action")] + [len(row) for row in rows])
-    widths = [max(len(column), 7) for column in columns]
+    cells = {row: [_format_mm(results[row].get(column)) for column in columns] for row in rows}
+    # Widths come from the cells, so any number (a diverged run's 5e13, nan, inf) stays in
+    # its column; 7 keeps the usual "   45.2" layout for short column names.
+    widths = [max([len(column), 7] + [len(cells[row][index]) for row in rows])
+              for index, column in enumerate(columns)]
     header = "  ".join(["Action".ljust(name_width)]
                        + [column.rjust(width) for column, width in zip(columns, widths)])
     lines = [title] if title else []
@@ -71,16 +75,21 @@ def format_table(results, columns=None, title=None):
     for row in rows:
         if row == AVERAGE_ROW:
             lines.append("-" * len(header))
-        cells = [_format_mm(results[row].get(column), width)
-                 for column, width in zip(columns, widths)]
-        lines.append("  ".join([row.ljust(name_width)] + cells))
+        lines.append("  ".join([row.ljust(name_width)]
+                               + [text.rjust(width) for text, width in zip(cells[row], widths)]))
     return "\n".join(lines) + "\n"
 
 
-def _format_mm(value, width):
-    """One table cell: millimetres with one decimal, or '-' where the value is missing."""
-    text = "-" if value is None else f"{value:.1f}"
-    return text.rjust(width)
+# Above 1e7 mm (10 km, no pose) one decimal would print up to 300 digits: use exponents.
+_FIXED_POINT_LIMIT_MM = 1e7
+
+
+def _format_mm(value):
+    """One table cell: millimetres with one decimal (an exponent for absurd values, as a
+    diverged model gives), or '-' where the value is missing."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if abs(value) < _FIXED_POINT_LIMIT_MM else f"{value:.3g}"
 
 
 def write_results(path_prefix, results, metadata):
