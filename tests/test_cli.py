@@ -6,7 +6,36 @@ import subprocess
 import sys
 
 import pytest
-from cli_helpers import REPO
+from cli_helpers import REPO, run_cli
+
+from mdm.core.config import Config
+
+TINY = {"linear_size": 16, "num_layers": 1, "batch_size": 32, "epochs": 1, "verbose": 0,
+        "action": "Walking"}
+
+
+def flags_of(values):
+    """Command-line arguments for a dict of Config fields."""
+    return [arg for name, value in values.items() for arg in (f"--{name}", str(value))]
+
+
+@pytest.fixture(scope="module")
+def data_dir(synthetic_h36m):
+    return synthetic_h36m(8, 2)
+
+
+@pytest.fixture(scope="module")
+def trained_dir(data_dir, tmp_path_factory):
+    """A tiny model trained for one epoch: its train_dir, with config.json."""
+    from mdm.train import loop as training_loop
+    train_dir = str(tmp_path_factory.mktemp("trained"))
+    training_loop.train(Config(data_dir=data_dir, train_dir=train_dir, **TINY))
+    return train_dir
+
+
+def latest_step(train_dir):
+    from mdm.checkpoint import store
+    return store.available_steps(train_dir)[-1]
 
 # Runs the script as __main__ and then says whether TensorFlow was ever imported.
 _RUN_AND_REPORT_TF = """
@@ -48,3 +77,15 @@ def test_a_bad_flag_is_exactly_one_line(tmp_path):
     result = run_reporting_tf("--learning_rate", "inf", "--train_dir", str(tmp_path / "t"))
     assert result.returncode == 1
     assert result.stderr == "error: --learning_rate must be a finite number (got inf)\n"
+
+
+@pytest.mark.slow
+def test_test_mode_defaults_to_the_train_dir_and_says_which_checkpoint(data_dir, trained_dir):
+    # Neither --load_dir nor --load: the latest checkpoint of --train_dir, named in the log.
+    result = run_cli("--data_dir", data_dir, "--train_dir", trained_dir, "--test", "True",
+                     *flags_of(TINY))
+    assert result.returncode == 0, result.stderr
+    step = latest_step(trained_dir)
+    assert (f"--load 0: using the latest checkpoint in {trained_dir}, checkpoint-{step}"
+            in result.stderr)
+    assert os.path.isfile(os.path.join(trained_dir, f"results_test_{step}_p1.json"))

@@ -2,6 +2,7 @@
 predict_3dpose_mdm.py, with the release's names, and parsed flags become a Config."""
 
 import dataclasses
+import pathlib
 
 import pytest
 from absl import flags
@@ -10,6 +11,8 @@ from mdm import cli
 from mdm.core import options
 from mdm.core.config import RELEASE_DATA_DIR, Config
 from mdm.core.errors import UserError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # The release's flags (docs/faithfulness.md §6) and the ones this reproduction adds.
 RELEASE_FLAGS = {
@@ -22,6 +25,7 @@ ADDED_FLAGS = {
     "num_models", "dirichlet_prior", "seed", "sh_dir", "train_subjects", "test_subjects",
     "cache_dir", "sample_figures", "jit_compile", "steps_per_execution", "verbose",
     "max_to_keep", "distribute", "dataset", "mpi_train_npz", "mpi_test_npz", "mpi_norm_stats",
+    "uncertainty",
 }
 
 
@@ -153,3 +157,18 @@ def test_every_violation_gets_its_own_line():
     ("verbose", 0), ("distribute", "")])
 def test_values_at_the_edge_of_the_range_are_accepted(name, value):
     Config(**{name: value}).validate()
+
+
+def test_default_directories_are_inside_the_repository_and_ignored():
+    config = cli.config_from_flags(Config, parsed())
+    assert config.train_dir == "experiments/mdm" and config.load_dir == ""  # = train_dir
+    ignored = (REPO / ".gitignore").read_text().split()
+    assert "/experiments/" in ignored
+
+
+def test_readme_flag_table_lists_every_flag():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Command line"):readme.index("## Evaluation")]
+    missing = [name for name in cli.define_config_flags(Config, flags.FlagValues())
+               if f"`--{name}`" not in section]
+    assert missing == []
