@@ -39,6 +39,13 @@ def build_parser():
     parser.add_argument("--num_samples", type=int, default=0,
                         help="also draw this many poses per input from the mixture")
     parser.add_argument("--seed", type=int, default=0, help="seed of --num_samples")
+    parser.add_argument("--select", choices=("none", "temporal"), default="none",
+                        help="temporal: the input is one video's frames in time order; also "
+                        "write the one pose per frame of the Viterbi path through the "
+                        "hypotheses (path_pose_3d, path_kernel, path_probability)")
+    parser.add_argument("--smoothness", type=float, default=None,
+                        help="weight of the frame-to-frame change in --select temporal, per "
+                        "mm (default: the value chosen on Human3.6M's training subjects)")
     parser.add_argument("--plot", help=f"directory for figures (first {PLOT_LIMIT} poses)")
     parser.add_argument("--export", help="write a SavedModel (pixels in, mm out) here")
     parser.add_argument("--data_dir", default="", help="Human3.6M data directory; needed only "
@@ -92,22 +99,41 @@ def _check_arguments(args):
         keypoint_files.check_output_path(args.output)
     if args.num_samples < 0:
         raise UserError(f"--num_samples must be >= 0 (got {args.num_samples})")
+    if args.smoothness is not None and not (args.smoothness >= 0 and args.smoothness < 1e9):
+        raise UserError(f"--smoothness must be a finite number >= 0 (got {args.smoothness})")
+    if args.smoothness is not None and args.select != "temporal":
+        raise UserError("--smoothness goes with --select temporal")
 
 
 def _lift(lifter, keypoints, args):
     """Keypoints are already in model order: predict, write, plot."""
     hypotheses = lifter.predict(keypoints, keypoint_files.H36M, args.num_samples, args.seed)
+    arrays = hypotheses.as_arrays()
+    metadata = {"checkpoint": lifter.source, "units": "mm", "frame": "camera",
+                "root_relative": True, "num_hypotheses": lifter.num_models,
+                "input": args.input, "num_samples": args.num_samples, "seed": args.seed,
+                "miss_num": lifter.miss_num, "select": args.select}
+    if args.select == "temporal":
+        arrays, metadata["smoothness"] = _with_temporal_path(lifter, keypoints, arrays,
+                                                             args.smoothness)
     if args.output:
-        metadata = {"checkpoint": lifter.source, "units": "mm", "frame": "camera",
-                    "root_relative": True, "num_hypotheses": lifter.num_models,
-                    "input": args.input, "num_samples": args.num_samples, "seed": args.seed,
-                    "miss_num": lifter.miss_num}
-        keypoint_files.write_hypotheses(args.output, hypotheses.as_arrays(), metadata)
+        keypoint_files.write_hypotheses(args.output, arrays, metadata)
         print(f"{len(keypoints)} pose(s) x {lifter.num_models} hypotheses written to "
               f"{args.output}")
     if args.plot:
         paths = plot_hypotheses(args.plot, keypoints, hypotheses)
         print(f"{len(paths)} figure(s) written to {args.plot}")
+
+
+def _with_temporal_path(lifter, keypoints, arrays, smoothness):
+    """`arrays` plus the temporal path: path_pose_3d (T, 17, 3), path_kernel and
+    path_probability (T,)."""
+    from mdm.evaluate.oracle_free import DEFAULT_SMOOTHNESS
+
+    smoothness = DEFAULT_SMOOTHNESS if smoothness is None else smoothness
+    path = lifter.predict_sequence(keypoints, keypoint_files.H36M, smoothness)
+    return dict(arrays, path_pose_3d=path.poses, path_kernel=path.kernel,
+                path_probability=path.probability), smoothness
 
 
 def plot_hypotheses(directory, keypoints, hypotheses, limit=PLOT_LIMIT):

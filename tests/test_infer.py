@@ -68,6 +68,30 @@ def test_example_json_to_json_matches_the_api(capsys, lifter_dir, lifter, tmp_pa
     assert document["units"] == "mm" and document["frame"] == "camera"
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_select_temporal_writes_the_path_of_the_api(capsys, lifter_dir, lifter, tmp_path,
+                                                      suffix):
+    poses = _poses(lifter, count=6, seed=3)
+    source = str(tmp_path / "video.npy")
+    np.save(source, poses)
+    output = str(tmp_path / f"out{suffix}")
+    status, _, _ = run(capsys, "--load_dir", lifter_dir, "--input", source, "--output", output,
+                       "--select", "temporal", "--smoothness", "0.05")
+    assert status == 0
+    want = lifter.predict_sequence(poses, smoothness=0.05)
+    if suffix == ".npz":
+        written = np.load(output)
+        np.testing.assert_allclose(written["path_pose_3d"], want.poses, rtol=1e-12)
+        np.testing.assert_array_equal(written["path_kernel"], want.kernel)
+        np.testing.assert_allclose(written["path_probability"], want.probability, rtol=1e-7)
+    else:
+        document = json.load(open(output))
+        assert document["select"] == "temporal" and document["smoothness"] == 0.05
+        paths = [pose["temporal_path"] for pose in document["poses"]]
+        np.testing.assert_allclose([p["joints_3d"] for p in paths], want.poses, rtol=1e-12)
+        assert [p["kernel"] for p in paths] == want.kernel.tolist()
+
+
 def _write_csv(path, poses, header=None):
     rows = [",".join("" if np.isnan(v) else repr(float(v)) for v in pose.reshape(32))
             for pose in poses]
@@ -223,6 +247,9 @@ def assert_one_error_line(err, message):
     (["--input", EXAMPLE, "--output", "o.json", "--joint_order", "mpii"], "contradicts"),
     (["--input", EXAMPLE, "--output", "o.json", "--num_samples", "-2"], "--num_samples"),
     (["--num_samples", "3"], "nothing to do"),
+    (["--input", EXAMPLE, "--output", "o.json", "--smoothness", "0.1"], "goes with --select"),
+    (["--input", EXAMPLE, "--output", "o.json", "--select", "temporal", "--smoothness", "nan"],
+     "--smoothness must be"),
 ])
 def test_bad_arguments_give_one_error_line(capsys, lifter_dir, args, message):
     status, _, err = run(capsys, "--load_dir", lifter_dir, *args)

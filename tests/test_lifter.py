@@ -1,6 +1,7 @@
 """The Lifter API: numbers against an independent numpy forward pass of the network,
 missing joints, input checks and sampling from the predicted mixture."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -241,3 +242,58 @@ def test_load_errors(trained, tmp_path):
 def test_statistics_come_from_the_checkpoint(lifter, trained):
     for name, value in trained[1].as_arrays().items():
         np.testing.assert_array_equal(getattr(lifter.stats, name), value)
+
+
+def test_predict_sequence_is_the_cheapest_path_over_all_paths(lifter):
+    """The temporal path equals an exhaustive search over all K^T kernel sequences of
+    -log a + smoothness * MPJPE between consecutive frames."""
+    rng = np.random.default_rng(7)
+    keypoints = rng.uniform(300.0, 700.0, (4, 16, 2))
+    hypotheses = lifter.predict(keypoints)
+    for smoothness in (0.0, 0.02, 1.0):
+        path = lifter.predict_sequence(keypoints, smoothness=smoothness)
+
+        def cost(ranks):
+            total = -np.log(np.clip([hypotheses.weights[t, r] for t, r in enumerate(ranks)],
+                                    1e-8, None)).sum()
+            for t in range(1, len(ranks)):
+                step = hypotheses.poses[t, ranks[t]] - hypotheses.poses[t - 1, ranks[t - 1]]
+                total += smoothness * np.linalg.norm(step, axis=-1).mean()
+            return total
+
+        best = min(itertools.product(range(K), repeat=len(keypoints)), key=cost)
+        frames = np.arange(len(keypoints))
+        np.testing.assert_allclose(path.poses, hypotheses.poses[frames, best])
+        np.testing.assert_array_equal(path.kernel, hypotheses.kernel_index[frames, best])
+        np.testing.assert_allclose(path.probability, hypotheses.weights[frames, best])
+
+
+def _rotation(rng):
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+def test_predict_multiview_picks_the_most_consistent_combination(lifter):
+    rng = np.random.default_rng(8)
+    keypoints = rng.uniform(300.0, 700.0, (3, 2, 16, 2))  # 3 cameras, 2 instants
+    rotations = [_rotation(rng) for _ in range(3)]
+    result = lifter.predict_multiview(keypoints, rotations)
+    views = [lifter.predict(k) for k in keypoints]
+    for n in range(2):
+        world = [views[v].poses[n] @ rotations[v] for v in range(3)]
+        combo = min(itertools.product(range(K), repeat=3), key=lambda c: sum(
+            np.linalg.norm(world[a][c[a]] - world[b][c[b]], axis=-1).mean()
+            for a, b in itertools.combinations(range(3), 2)))
+        fused = np.mean([world[v][c] for v, c in enumerate(combo)], axis=0)
+        for v in range(3):
+            np.testing.assert_allclose(result.poses[v, n], views[v].poses[n, combo[v]])
+            np.testing.assert_array_equal(result.kernel[v, n], views[v].kernel_index[n, combo[v]])
+            np.testing.assert_allclose(result.fused[v, n], fused @ rotations[v].T, atol=1e-6)
+        np.testing.assert_allclose(result.fused_world[n], fused, atol=1e-6)
+
+
+def test_predict_multiview_refuses_mismatched_views(lifter):
+    keypoints = np.full((2, 1, 16, 2), 500.0)
+    with pytest.raises(UserError, match="2 views need 2 3x3 rotations"):
+        lifter.predict_multiview(keypoints, [np.eye(3)])

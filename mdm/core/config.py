@@ -75,6 +75,8 @@ class Config:
     procrustes: bool = option(False, "Apply procrustes analysis at test time")
     evaluate_action_wise: bool = option(True, "Evaluate per action, averaged",
                                         flag="evaluateActionWise")
+    uncertainty: bool = option(False, "With --test: also measure the mixture as a "
+                               "distribution (NLL, best of N samples, calibration)")
     # Run control. The directories default inside this repository (docs/faithfulness.md §10).
     train_dir: str = option("experiments/mdm", "Training directory: checkpoints, log, "
                             "summaries, results")

@@ -115,7 +115,7 @@ def mixture_mean_pose(hypotheses, weights):
 
 
 def hypothesis_errors(hypotheses, weights, gt, procrustes=False, per_joint=False,
-                      chunk_frames=_CHUNK_FRAMES, workers=None):
+                      chosen=None, poses=None, chunk_frames=_CHUNK_FRAMES, workers=None):
     """Errors of K hypotheses per frame, in the units of the poses (mm).
 
     hypotheses: `(N, K, J, 3)`; weights: `(N, K)` mixing coefficients; gt: `(N, J, 3)`.
@@ -125,22 +125,29 @@ def hypothesis_errors(hypotheses, weights, gt, procrustes=False, per_joint=False
                      per joint, that hypothesis' errors (not a joint-wise minimum)
       most_probable  the hypothesis with the largest weight (first one on ties)
       mixture_mean   the pose sum_k w_k hyp_k
-    With `procrustes=True` every hypothesis and the mixture-mean pose is aligned to gt
+    More columns, e.g. of selection strategies (mdm.evaluate.selection): `chosen` maps a
+    column to `(N,)` indices of the hypothesis it picks per frame, `poses` maps a column
+    to `(N, J, 3)` poses it proposes (measured like the mixture mean).
+    With `procrustes=True` every hypothesis and every proposed pose is aligned to gt
     by `procrustes_align` before measuring (Protocol #2). Frames are processed in
     chunks of `chunk_frames` on `workers` threads (default: one per CPU, at most 8).
     """
     hypotheses, weights, gt = _check_hypothesis_shapes(hypotheses, weights, gt)
     num_frames, _, num_joints, _ = hypotheses.shape
-    outputs = {name: np.empty((num_frames, num_joints)) for name in ERROR_COLUMNS}
+    chosen, poses = dict(chosen or {}), dict(poses or {})
+    columns = list(ERROR_COLUMNS) + list(chosen) + list(poses)
+    outputs = {name: np.empty((num_frames, num_joints)) for name in columns}
 
     step = max(1, int(chunk_frames))
 
     def run_chunk(start):
         stop = min(start + step, num_frames)
-        chunk = _chunk_joint_errors(hypotheses[start:stop], weights[start:stop],
-                                    gt[start:stop], procrustes)
-        for name in ERROR_COLUMNS:
-            outputs[name][start:stop] = chunk[name]
+        rows = slice(start, stop)
+        chunk = _chunk_joint_errors(hypotheses[rows], weights[rows], gt[rows], procrustes,
+                                    {name: index[rows] for name, index in chosen.items()},
+                                    {name: pose[rows] for name, pose in poses.items()})
+        for name in columns:
+            outputs[name][rows] = chunk[name]
 
     starts = range(0, num_frames, step)
     workers = min(workers or _default_workers(), max(1, len(starts)))
@@ -169,23 +176,22 @@ def _check_hypothesis_shapes(hypotheses, weights, gt):
     return hypotheses, weights, gt
 
 
-def _chunk_joint_errors(hypotheses, weights, gt, procrustes):
+def _chunk_joint_errors(hypotheses, weights, gt, procrustes, chosen, poses):
     """Per-joint errors `(n, J)` of each column for one chunk of frames."""
     hypotheses = hypotheses.astype(np.float64, copy=False)
     gt = gt.astype(np.float64, copy=False)
-    mean_pose = mixture_mean_pose(hypotheses, weights)
+    poses = dict(mixture_mean=mixture_mean_pose(hypotheses, weights), **poses)
     if procrustes:
         hypotheses = procrustes_align(hypotheses, gt[:, None])
-        mean_pose = procrustes_align(mean_pose, gt)
     errors = joint_errors(hypotheses, gt[:, None])  # (n, K, J)
     frames = np.arange(len(errors))
-    best = errors.mean(axis=-1).argmin(axis=1)
-    most_probable = np.argmax(weights, axis=1)
-    return {
-        "best": errors[frames, best],
-        "most_probable": errors[frames, most_probable],
-        "mixture_mean": joint_errors(mean_pose, gt),
-    }
+    chosen = dict(best=errors.mean(axis=-1).argmin(axis=1),
+                  most_probable=np.argmax(weights, axis=1), **chosen)
+    columns = {name: errors[frames, index] for name, index in chosen.items()}
+    for name, pose in poses.items():
+        pose = pose.astype(np.float64, copy=False)
+        columns[name] = joint_errors(procrustes_align(pose, gt) if procrustes else pose, gt)
+    return columns
 
 
 def pck(joint_errs, threshold=PCK_THRESHOLD_MM):

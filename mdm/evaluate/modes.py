@@ -10,7 +10,7 @@ import numpy as np
 from mdm.checkpoint.loading import load_model
 from mdm.data import cameras as cams
 from mdm.data import splits
-from mdm.evaluate import figures, prediction, report
+from mdm.evaluate import distribution_report, figures, prediction, report
 
 LOG = logging.getLogger(__name__)
 SAMPLE_ACTION = "SittingDown"
@@ -20,20 +20,36 @@ SAMPLE_SEED = 42
 def run_test(config):
     """Evaluate checkpoint `config.load`; log the table and write results files."""
     model, stats = load_model(config.load_dir or config.train_dir, config.load, config)
-    _, test_set, _ = splits.load_splits(config, need_train=False)
+    train_set, test_set, _ = splits.load_splits(config)
     predictor = prediction.make_predictor(model, config.jit_compile)
-    results, _ = prediction.evaluate(predictor, stats, test_set, config)
+    results, details = prediction.evaluate(predictor, stats, test_set, config,
+                                           train_set=train_set)
     protocol = prediction.protocol_name(config.procrustes)
     title = f"checkpoint-{config.load}, subjects {list(config.test_subjects)}, {protocol}, mm"
-    LOG.info("\n%s", report.format_table(results, title=title))
+    LOG.info("\n%s%s", report.format_table(results, title=title), _footer(details, test_set))
     suffix = "p2" if config.procrustes else "p1"
     prefix = os.path.join(config.train_dir, f"results_test_{config.load}_{suffix}")
     paths = report.write_results(prefix, results, {
         "checkpoint": config.load, "load_dir": config.load_dir or config.train_dir,
         "protocol": protocol, "test_subjects": list(config.test_subjects),
-        "use_sh": config.use_sh, "miss_num": config.miss_num})
+        "use_sh": config.use_sh, "miss_num": config.miss_num,
+        "temporal_smoothness": details.smoothness,
+        "temporal_smoothness_chosen_on": list(config.train_subjects),
+        "multi_view_single_view_rows": details.single_view_rows})
     LOG.info("results written to %s", ", ".join(paths))
+    if config.uncertainty:
+        distribution_report.run(details.mixture_params, stats, test_set, config)
     return results
+
+
+def _footer(details, test_set):
+    """What the oracle-free columns mean, under the table."""
+    return (f"best: oracle (closest of K to the ground truth); multi_view: one hypothesis "
+            f"per camera, the views' most consistent combination ({details.single_view_rows} "
+            f"of {len(test_set)} rows had no other view and use the most probable "
+            f"hypothesis); multi_view_fused: the mean of those, per camera; temporal: Viterbi "
+            f"path per stream, smoothness {details.smoothness:g} per mm, chosen on the "
+            f"training subjects\n")
 
 
 def _sample_frames(pose_set, per_stream):

@@ -2,22 +2,24 @@
 
 For every test frame and hypothesis: un-normalise the means, root at 0, MPJPE over the
 evaluation joints. Columns: `best` (min over K, the paper's number), `most_probable`
-(argmax mixing weight) and `mixture_mean` (the mean pose of the mixture). An action's
-error is the mean over its frames; the headline is the mean over actions.
+(argmax mixing weight), `mixture_mean` (the mean pose of the mixture) and, on
+Human3.6M, the oracle-free selections of mdm.evaluate.oracle_free (`multi_view`,
+`multi_view_fused`, `temporal`). An action's error is the mean over its frames; the
+headline is the mean over actions.
 """
+
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
 
 from mdm.core import skeleton
-from mdm.evaluate import metrics, report
+from mdm.evaluate import metrics, oracle_free, report, selection
 from mdm.model.missing_joints import corrupt_missing_joints
 
-COLUMNS = ("best", "most_probable", "mixture_mean")
 EVAL_BATCH_SIZE = 4096  # poses per inference call
 # Fixed so that every evaluation of a --miss_num model sees the same corrupted inputs.
 EVAL_CORRUPTION_SEED = 1234
-_ERROR_CHUNK = 65536
 ALL_FRAMES = "All frames"
 
 
@@ -49,32 +51,67 @@ def hypotheses_mm(stats, means, predict_14):
     return stats.unnormalize_targets(means, predict_14)
 
 
-def frame_errors(stats, mixture_params, ground_truth, predict_14, procrustes):
-    """Per-frame error (mm) of every column, computed in chunks to bound memory."""
-    means, _, weights = mixture_params
+def frame_errors(hypotheses, weights, ground_truth, predict_14, procrustes, selections=None):
+    """Per-frame error (mm) of every column: the oracle best-of-K, the most probable
+    hypothesis, the mixture mean and, with `selections` (mdm.evaluate.oracle_free), the
+    oracle-free choices. hypotheses (N, K, 17, 3) mm, weights (N, K)."""
     joints = skeleton.eval_joints(predict_14)
-    columns = {name: [] for name in COLUMNS}
-    for start in range(0, len(means), _ERROR_CHUNK):
-        chunk = slice(start, start + _ERROR_CHUNK)
-        hypotheses = hypotheses_mm(stats, means[chunk], predict_14)[:, :, joints]
-        errors = metrics.hypothesis_errors(hypotheses, weights[chunk],
-                                           ground_truth[chunk][:, joints], procrustes=procrustes)
-        for name in COLUMNS:
-            columns[name].append(errors[name])
-    return {name: np.concatenate(parts) for name, parts in columns.items()}
+    chosen = selections.chosen if selections else {}
+    poses = {name: pose[:, joints] for name, pose in selections.poses.items()} \
+        if selections else {}
+    return metrics.hypothesis_errors(hypotheses[:, :, joints], weights,
+                                     ground_truth[:, joints], procrustes=procrustes,
+                                     chosen=chosen, poses=poses)
 
 
-def evaluate(predictor, stats, pose_set, config, procrustes=None):
-    """Per-action results {action: {column: mm}} (with 'Average'), and the raw outputs."""
+@dataclasses.dataclass(frozen=True)
+class EvaluationDetails:
+    """What an evaluation produced besides the table."""
+
+    mixture_params: tuple  # (means (N, K, D), scales (N, K), weights (N, K)), normalised
+    smoothness: float = None  # the temporal column's lambda (None: no temporal column)
+    single_view_rows: int = 0  # rows whose multi_view choice fell back to most probable
+
+
+def evaluate(predictor, stats, pose_set, config, procrustes=None, train_set=None):
+    """Per-action results {action: {column: mm}} (with 'Average') and EvaluationDetails.
+
+    With `train_set` (Human3.6M), the oracle-free columns are added: multi_view,
+    multi_view_fused and temporal, whose smoothness is chosen on `train_set` only.
+    """
     procrustes = config.procrustes if procrustes is None else procrustes
     inputs = evaluation_inputs(stats, pose_set.poses_2d, config.miss_num)
     mixture_params = predict_mixture(predictor, inputs)
-    errors = frame_errors(stats, mixture_params, pose_set.poses_3d, config.predict_14, procrustes)
+    means, _, weights = mixture_params
+    hypotheses = hypotheses_mm(stats, means, config.predict_14)
+    selections, smoothness = None, None
+    if train_set is not None:
+        smoothness = choose_smoothness(predictor, stats, train_set, config)
+        selections = oracle_free.select(hypotheses, weights, pose_set,
+                                        oracle_free.load_rotations(pose_set, config),
+                                        smoothness)
+    errors = frame_errors(hypotheses, weights, pose_set.poses_3d, config.predict_14,
+                          procrustes, selections)
     # --evaluateActionWise False pools every frame into one row (docs/faithfulness.md §6).
     groups = (pose_set.actions() if config.evaluate_action_wise
               else np.full(len(pose_set), ALL_FRAMES))
-    results = report.aggregate_by_action(errors, groups)
-    return results, mixture_params
+    details = EvaluationDetails(mixture_params, smoothness,
+                                selections.single_view_rows if selections else 0)
+    return report.aggregate_by_action(errors, groups), details
+
+
+def choose_smoothness(predictor, stats, train_set, config):
+    """The temporal column's lambda with the lowest MPJPE on a seeded subset of whole
+    training streams (never the test subjects)."""
+    subset = oracle_free.smoothness_subset(train_set)
+    means, _, weights = predict_mixture(
+        predictor, evaluation_inputs(stats, subset.poses_2d, config.miss_num))
+    hypotheses = hypotheses_mm(stats, means, config.predict_14)
+    order = oracle_free.time_order(subset)
+    best, _ = selection.choose_smoothness(hypotheses[order], weights[order],
+                                          subset.stream_index[order], subset.poses_3d[order],
+                                          oracle_free.SMOOTHNESS_CANDIDATES)
+    return float(best)
 
 
 def protocol_name(procrustes):

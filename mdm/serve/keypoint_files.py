@@ -238,6 +238,10 @@ def _json_document(arrays, metadata):
                                     if gone]}
         if "samples" in arrays:
             entry["samples"] = arrays["samples"][n].tolist()
+        if "path_pose_3d" in arrays:  # python -m mdm.infer --select temporal
+            entry["temporal_path"] = {"kernel": int(arrays["path_kernel"][n]),
+                                      "weight": float(arrays["path_probability"][n]),
+                                      "joints_3d": arrays["path_pose_3d"][n].tolist()}
         poses.append(entry)
     return {**metadata, "joint_names": list(skeleton.H36M17_NAMES), "poses": poses}
 

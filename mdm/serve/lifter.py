@@ -28,6 +28,8 @@ from mdm.core import skeleton
 from mdm.core.config import ARCHITECTURE_FIELDS, Config
 from mdm.core.errors import UserError
 from mdm.data import splits
+from mdm.evaluate import selection
+from mdm.evaluate.oracle_free import DEFAULT_SMOOTHNESS
 from mdm.evaluate import prediction
 from mdm.model import mixture
 from mdm.serve import keypoint_files
@@ -59,6 +61,27 @@ class Hypotheses:
         if self.samples is not None:
             arrays["samples"] = self.samples
         return arrays
+
+
+@dataclasses.dataclass(frozen=True)
+class SequencePath:
+    """The pose a video's temporal path takes in each frame (Lifter.predict_sequence)."""
+
+    poses: np.ndarray  # (T, 17, 3) mm, root-relative, camera frame
+    kernel: np.ndarray  # (T,) the model's kernel k chosen in each frame
+    probability: np.ndarray  # (T,) its mixing weight a_k in that frame
+    hypotheses: Hypotheses  # all K hypotheses per frame, most probable first
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiViewPoses:
+    """The hypotheses chosen for the views of each instant (Lifter.predict_multiview)."""
+
+    poses: np.ndarray  # (V, N, 17, 3) mm, each view's chosen hypothesis, its camera frame
+    fused: np.ndarray  # (V, N, 17, 3) mm, the chosen poses' mean, in each camera frame
+    fused_world: np.ndarray  # (N, 17, 3) mm, that mean in world axes, root-relative
+    kernel: np.ndarray  # (V, N) the kernel chosen in each view
+    probability: np.ndarray  # (V, N) its mixing weight
 
 
 class Lifter:
@@ -130,6 +153,54 @@ class Lifter:
             poses=self._to_mm(sorted_means), weights=np.take_along_axis(weights, order, axis=1),
             scales=sorted_scales, scales_mm=sorted_scales[:, :, None, None] * self._spread_mm(),
             kernel_index=order, missing=missing, samples=samples)
+
+    def predict_sequence(self, keypoints_2d, joint_order=keypoint_files.H36M,
+                         smoothness=DEFAULT_SMOOTHNESS):
+        """One pose per frame of a video, without ground truth: (T, 16, 2) pixel
+        keypoints of consecutive frames (one person, one camera, time order) -> the
+        Viterbi path through the K hypotheses that trades the mixing weight against the
+        frame-to-frame change, sum_t -log a_t + smoothness * MPJPE(pose_t, pose_t-1)."""
+        hypotheses = self.predict(keypoints_2d, joint_order)
+        rank = selection.viterbi_path(hypotheses.poses, hypotheses.weights,
+                                      np.zeros(len(hypotheses.poses), int), smoothness)
+        frames = np.arange(len(rank))
+        return SequencePath(poses=hypotheses.poses[frames, rank],
+                            kernel=hypotheses.kernel_index[frames, rank],
+                            probability=hypotheses.weights[frames, rank],
+                            hypotheses=hypotheses)
+
+    def predict_multiview(self, keypoints_per_camera, rotations,
+                          joint_order=keypoint_files.H36M):
+        """One pose per instant seen by several calibrated cameras, without ground truth.
+
+        keypoints_per_camera: (V, N, 16, 2) pixels, the same N instants in each of V
+        views; rotations: V world-to-camera rotation matrices (3, 3) (X_cam = R (X_world
+        - T)), or objects with such an `R` (mdm.data.cameras.Camera). Per instant, one
+        hypothesis per view is chosen so that the chosen poses, rotated into world axes,
+        agree best (least summed pairwise MPJPE over all K^V combinations)."""
+        views = [self.predict(keypoints, joint_order) for keypoints in keypoints_per_camera]
+        matrices = np.stack([np.asarray(getattr(r, "R", r), np.float64) for r in rotations])
+        if len(matrices) != len(views) or matrices.shape[1:] != (3, 3):
+            raise UserError(f"{len(views)} views need {len(views)} 3x3 rotations "
+                            f"(got {matrices.shape})")
+        count = len(views[0].poses)
+        if any(len(view.poses) != count for view in views):
+            raise UserError("every camera needs the same number of poses (one per instant)")
+        # Rows view-major: row v * N + n is view v of instant n.
+        choice = selection.multi_view_select(
+            np.concatenate([view.poses for view in views]),
+            np.concatenate([view.weights for view in views]),
+            np.repeat(matrices, count, axis=0), np.tile(np.arange(count), len(views)))
+        rank = choice.chosen.reshape(len(views), count)
+        frames = np.arange(count)
+        chosen = np.stack([view.poses[frames, rank[v]] for v, view in enumerate(views)])
+        fused_world = selection.to_world_axes(choice.fused[:count], matrices[0])
+        return MultiViewPoses(
+            poses=chosen, fused_world=fused_world,
+            fused=choice.fused.reshape(len(views), count, *chosen.shape[2:]),
+            kernel=np.stack([view.kernel_index[frames, rank[v]] for v, view in enumerate(views)]),
+            probability=np.stack([view.weights[frames, rank[v]]
+                                  for v, view in enumerate(views)]))
 
     def mixture_parameters(self, pixels, missing):
         """Raw network outputs (means (N, K, D), scales, weights) for (N, 16, 2) pixels in

@@ -1,0 +1,84 @@
+"""mdm.evaluate.distribution_report: the --uncertainty figures against direct numpy/scipy
+computations, and the files it writes."""
+
+import json
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy import stats as scipy_stats
+from scipy.special import logsumexp
+
+from mdm.core.config import Config
+from mdm.data.containers import PoseSet, Stream
+from mdm.data.normalization import NormStats
+from mdm.evaluate import distribution_report
+
+
+def random_case(rng, n=40, k=3, j=16):
+    means = rng.normal(0.0, 100.0, (n, k, j, 3))
+    sigmas = np.broadcast_to(rng.uniform(5.0, 50.0, (n, k, 1, 1)) *
+                             rng.uniform(0.5, 2.0, (j, 3)), (n, k, j, 3))
+    weights = rng.dirichlet(np.ones(k), n)
+    targets = means[np.arange(n), rng.integers(k, size=n)] + rng.normal(0, 20.0, (n, j, 3))
+    return means, sigmas, weights, targets
+
+
+def test_nll_and_best_of_kernels_equal_direct_computations():
+    rng = np.random.default_rng(0)
+    means, sigmas, weights, targets = random_case(rng)
+    figures, levels, observed = distribution_report.measure(means, sigmas, weights, targets,
+                                                            1.0, np.random.default_rng(1))
+    log_components = scipy_stats.norm.logpdf(targets[:, None], means, sigmas).sum(axis=(2, 3))
+    nll = -logsumexp(log_components + np.log(weights), axis=1)
+    assert_allclose(figures["nll_nats_per_pose"], nll.mean(), rtol=1e-9)
+    assert_allclose(figures["nll_nats_per_coordinate"], nll.mean() / 48, rtol=1e-9)
+    kernel = np.linalg.norm(means - targets[:, None], axis=-1).mean(axis=-1).min(axis=1)
+    assert_allclose(figures["best_of_3_kernels_mm"], kernel.mean(), rtol=1e-9)
+    assert observed.shape == (16, len(levels))
+    assert 0.0 <= figures["calibration_error"] <= 0.5
+
+
+def test_samples_of_a_sharp_mixture_find_its_kernels():
+    """With tiny scales every draw is a kernel mean: the best of 200 draws is the best
+    kernel, and the best of 5 draws cannot beat it."""
+    rng = np.random.default_rng(2)
+    means, _, weights, targets = random_case(rng)
+    sigmas = np.full(means.shape, 1e-6)
+    figures, _, _ = distribution_report.measure(means, sigmas, weights, targets, 16 / 17,
+                                                np.random.default_rng(3))
+    assert_allclose(figures["min_mpjpe_200_samples_mm"], figures["best_of_3_kernels_mm"],
+                    rtol=1e-4)
+    assert figures["min_mpjpe_5_samples_mm"] >= figures["best_of_3_kernels_mm"] - 1e-3
+
+
+def test_a_calibrated_mixture_has_a_small_calibration_error_and_an_overconfident_one_not():
+    rng = np.random.default_rng(4)
+    n, j = 2000, 16
+    means = np.zeros((n, 1, j, 3))
+    targets = rng.normal(0.0, 30.0, (n, j, 3))
+    good, _, _ = distribution_report.measure(means, np.full(means.shape, 30.0), np.ones((n, 1)),
+                                             targets, 1.0, np.random.default_rng(5))
+    bad, _, _ = distribution_report.measure(means, np.full(means.shape, 9.0), np.ones((n, 1)),
+                                            targets, 1.0, np.random.default_rng(5))
+    assert good["calibration_error"] < 0.03 < 0.15 < bad["calibration_error"]
+
+
+def test_run_writes_the_figures_and_the_reliability_diagram(tmp_path):
+    rng = np.random.default_rng(6)
+    n, k = 24, 2
+    poses_3d = rng.normal(0.0, 200.0, (n, 17, 3))
+    poses_3d[:, 0] = 0.0
+    stats = NormStats.from_training(rng.normal(500, 50, (n, 16, 2)), poses_3d)
+    mixture = (rng.normal(size=(n, k, 48)), rng.uniform(0.5, 1.5, (n, k)),
+               rng.dirichlet(np.ones(k), n))
+    pose_set = PoseSet(poses_2d=np.zeros((n, 16, 2), np.float32),
+                       poses_3d=poses_3d.astype(np.float32), roots=np.zeros((n, 3)),
+                       stream_index=np.zeros(n, np.int32), frame_index=np.arange(n),
+                       streams=[Stream(9, "Walking", "Walking 1", 0)])
+    config = Config(train_dir=str(tmp_path), load=7, num_models=k)
+    figures = distribution_report.run(mixture, stats, pose_set, config)
+    written = json.load(open(tmp_path / "uncertainty_7.json"))
+    assert written["frames"] == len(range(0, n, distribution_report.FRAME_STRIDE))
+    assert written["calibration_error"] == pytest.approx(figures["calibration_error"])
+    assert (tmp_path / "reliability_7.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
