@@ -105,4 +105,3 @@ def test_actions_and_cameras():
     assert len(skeleton.ACTIONS) == 15 and len(set(skeleton.ACTIONS)) == 15
     assert {"Sitting", "SittingDown", "WalkDog", "Walking", "WalkTogether"} <= set(skeleton.ACTIONS)
     assert skeleton.CAMERA_NAMES == ("54138969", "55011271", "58860488", "60457274")
-    assert skeleton.TRAIN_SUBJECTS == (1, 5, 6, 7, 8) and skeleton.TEST_SUBJECTS == (9, 11)

@@ -15,7 +15,9 @@ from scipy.spatial import cKDTree
 
 from mdm import synthetic as synthetic_cli
 from mdm.core.errors import UserError
-from mdm.core.skeleton import ACTIONS, CAMERA_NAMES, TRAIN_SUBJECTS
+from mdm.core.skeleton import ACTIONS, CAMERA_NAMES
+
+TRAIN_SUBJECTS = (1, 5, 6, 7, 8)  # Human3.6M's training subjects (docs/faithfulness.md §1)
 from mdm.data.cameras import load_cameras, save_cameras
 from mdm.data.synthetic import generator, h36m_writer
 

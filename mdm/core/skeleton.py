@@ -58,8 +58,6 @@ ACTIONS = (
     "WalkTogether",
 )
 CAMERA_NAMES = ("54138969", "55011271", "58860488", "60457274")
-TRAIN_SUBJECTS = (1, 5, 6, 7, 8)
-TEST_SUBJECTS = (9, 11)
 
 
 def output_joints(predict_14):

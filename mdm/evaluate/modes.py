@@ -10,7 +10,7 @@ import numpy as np
 from mdm.checkpoint.loading import load_model
 from mdm.data import cameras as cams
 from mdm.data import splits
-from mdm.evaluate import distribution_report, figures, prediction, report
+from mdm.evaluate import distribution_report, figures, prediction, report, selection
 
 LOG = logging.getLogger(__name__)
 SAMPLE_ACTION = "SittingDown"
@@ -62,11 +62,6 @@ def _sample_frames(pose_set, per_stream):
     return np.concatenate(chosen) if chosen else np.zeros(0, int)
 
 
-def _to_world_orientation(poses_camera, camera):
-    """Root-centred camera-frame poses rotated back to world axes (no translation)."""
-    return poses_camera @ camera.R
-
-
 def run_sample(config):
     """Draw the 2D input, ground truth and K hypotheses of SittingDown test frames."""
     model, stats = load_model(config.load_dir or config.train_dir, config.load, config)
@@ -87,7 +82,7 @@ def run_sample(config):
     for row in range(len(subset)):
         stream = subset.streams[subset.stream_index[row]]
         camera = camera_table[stream.subject][stream.camera]
-        rotate = (lambda poses, cam=camera: _to_world_orientation(poses, cam)
+        rotate = (lambda poses, cam=camera: selection.to_world_axes(poses, cam.R)
                   if config.camera_frame else poses)
         name = (f"S{stream.subject}_{stream.sequence.replace(' ', '_')}_{camera.name}_"
                 f"frame{subset.frame_index[row]:05d}.png")

@@ -23,7 +23,7 @@ from mdm.evaluate import metrics, prediction, report
 
 LOG = logging.getLogger(__name__)
 NORM_CHOICES = ("checkpoint", "mpi", "both")
-COLUMNS = ("best", "most_probable")
+COLUMNS = metrics.ERROR_COLUMNS[:2]  # best of K and most probable: the release's MPI table
 METRICS = ("pck", "auc", "mpjpe")
 ALL_ROW = "All"
 
