@@ -81,13 +81,13 @@ def path_cost(hypotheses, weights, path, smoothness):
     return cost
 
 
-def test_smoothness_subset_takes_whole_streams_up_to_the_limit():
-    pose_set = small_pose_set(np.random.default_rng(3), frames=10)
-    subset = oracle_free.smoothness_subset(pose_set, max_frames=25)
-    kept = np.unique(subset.stream_index)
-    assert 1 <= len(kept) <= 3 and len(subset) == 10 * len(kept)
-    for stream in kept:
-        assert np.sum(pose_set.stream_index == stream) == np.sum(subset.stream_index == stream)
+def test_training_subset_takes_whole_sequences_with_every_camera_up_to_the_limit():
+    pose_set = small_pose_set(np.random.default_rng(3), frames=10)  # 2 sequences x 3 cameras
+    subset = oracle_free.training_subset(pose_set, max_frames=25)
+    kept = {pose_set.streams[i].sequence for i in np.unique(subset.stream_index)}
+    assert len(kept) == 1 and len(subset) == 30
+    assert len(np.unique(subset.stream_index)) == 3
+    assert len(oracle_free.training_subset(pose_set, max_frames=60)) == 60
 
 
 def test_oracle_free_columns_equal_numpy_brute_force():
@@ -100,7 +100,9 @@ def test_oracle_free_columns_equal_numpy_brute_force():
     hypotheses[:, :, 0] = 0.0
     weights = rng.dirichlet(np.ones(K), n)
     rotations = np.stack([random_rotation(rng) for _ in range(n)])
-    chosen = oracle_free.select(hypotheses, weights, pose_set, rotations, smoothness=0.1)
+    prior = 10.0
+    chosen = oracle_free.select(hypotheses, weights, pose_set, rotations,
+                                oracle_free.Parameters(0.1, prior, 0))
     errors = prediction.frame_errors(hypotheses, weights, pose_set.poses_3d.astype(np.float64),
                                      False, False, chosen)
     groups = oracle_free.view_groups(pose_set)
@@ -109,7 +111,8 @@ def test_oracle_free_columns_equal_numpy_brute_force():
         world = [hypotheses[r] @ rotations[r] for r in rows]
         combo = min(itertools.product(range(K), repeat=len(rows)), key=lambda c: sum(
             metrics.mpjpe(world[a][c[a]], world[b][c[b]])
-            for a, b in itertools.combinations(range(len(rows)), 2)))
+            for a, b in itertools.combinations(range(len(rows)), 2)) - prior * sum(
+            np.log(weights[r, c[a]]) for a, r in enumerate(rows)))
         fused_world = np.mean([world[a][c] for a, c in enumerate(combo)], axis=0)
         for a, row in enumerate(rows):
             gt = pose_set.poses_3d[row]
@@ -133,9 +136,9 @@ def synthetic_splits(synthetic_h36m, tmp_path_factory):
     return config, train_set, test_set
 
 
-def test_evaluate_adds_the_oracle_free_columns_with_smoothness_from_training(synthetic_splits):
+def test_evaluate_adds_the_oracle_free_columns_with_weights_from_training(synthetic_splits):
     """A fake network whose K hypotheses are the ground truth plus offsets: the table has
-    every column, and the smoothness is the best candidate on the training split."""
+    every column, and the weights are the best candidates on the training split."""
     config, train_set, test_set = synthetic_splits
     stats = NormStats.from_training(train_set.poses_2d, train_set.poses_3d)
     by_input = {}
@@ -157,14 +160,21 @@ def test_evaluate_adds_the_oracle_free_columns_with_smoothness_from_training(syn
                                            train_set=train_set)
     assert set(results["Average"]) == {"best", "most_probable", "mixture_mean", "multi_view",
                                        "multi_view_fused", "temporal"}
-    assert details.smoothness in oracle_free.SMOOTHNESS_CANDIDATES
     assert details.single_view_rows == 0
-    subset = oracle_free.smoothness_subset(train_set)
+    subset = oracle_free.training_subset(train_set)
     order = oracle_free.time_order(subset)
     truth = subset.poses_3d[order]
     hyps = prediction.hypotheses_mm(
         stats, stats.normalize_targets(truth)[:, None] + offsets, False)
-    expected, _ = selection.choose_smoothness(
-        hyps, np.tile([0.2, 0.5, 0.3], (len(truth), 1)), subset.stream_index[order], truth,
-        oracle_free.SMOOTHNESS_CANDIDATES)
-    assert details.smoothness == expected
+    weights = np.tile([0.2, 0.5, 0.3], (len(truth), 1))
+    expected, _ = selection.choose_smoothness(hyps, weights, subset.stream_index[order], truth,
+                                              oracle_free.SMOOTHNESS_CANDIDATES)
+    assert details.parameters.smoothness == expected
+    rotations = oracle_free.load_rotations(subset, config)[order]
+    groups = oracle_free.view_groups(subset)[order]
+    rows = np.arange(len(truth))
+    error_of = {prior: np.linalg.norm(hyps[rows, selection.multi_view_select(
+        hyps, weights, rotations, groups, prior).chosen] - truth, axis=-1).mean()
+        for prior in oracle_free.VIEW_PRIOR_CANDIDATES}
+    assert details.parameters.view_prior == min(error_of, key=error_of.get)
+    assert details.parameters.training_frames == len(subset)

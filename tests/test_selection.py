@@ -165,3 +165,24 @@ def test_choose_smoothness_picks_lowest_error():
     assert list(error_of) == candidates
     assert_allclose([error_of[c] for c in candidates], [expected[c] for c in candidates])
     assert best == min(candidates, key=expected.get)
+
+
+def test_multi_view_probability_weight_adds_the_views_negative_log_weights():
+    """With a weight on -log(mixing weight), the choice equals a loop over all
+    combinations of agreement + weight * sum_v -log a_v."""
+    rng = np.random.default_rng(11)
+    k, v = 3, 3
+    hypotheses = rng.normal(0, 100, (v, k, 17, 3))
+    weights = rng.dirichlet(np.ones(k), v)
+    rotations = np.stack([np.eye(3)] * v)
+    for prior in (0.0, 5.0, 1e4):
+        chosen = multi_view_select(hypotheses, weights, rotations, np.zeros(v, int), prior).chosen
+        best = min(itertools.product(range(k), repeat=v), key=lambda c: sum(
+            np.linalg.norm(hypotheses[a, c[a]] - hypotheses[b, c[b]], axis=-1).mean()
+            for a, b in itertools.combinations(range(v), 2))
+            - prior * sum(np.log(weights[a, c[a]]) for a in range(v)))
+        np.testing.assert_array_equal(chosen, best)
+    assert_equal_most_probable = np.argmax(weights, axis=1)
+    np.testing.assert_array_equal(
+        multi_view_select(hypotheses, weights, rotations, np.zeros(v, int), 1e9).chosen,
+        assert_equal_most_probable)

@@ -33,8 +33,10 @@ def run_test(config):
         "checkpoint": config.load, "load_dir": config.load_dir or config.train_dir,
         "protocol": protocol, "test_subjects": list(config.test_subjects),
         "use_sh": config.use_sh, "miss_num": config.miss_num,
-        "temporal_smoothness": details.smoothness,
-        "temporal_smoothness_chosen_on": list(config.train_subjects),
+        "temporal_smoothness": details.parameters.smoothness,
+        "multi_view_prior": details.parameters.view_prior,
+        "parameters_chosen_on": {"subjects": list(config.train_subjects),
+                                 "frames": details.parameters.training_frames},
         "multi_view_single_view_rows": details.single_view_rows})
     LOG.info("results written to %s", ", ".join(paths))
     if config.uncertainty:
@@ -44,12 +46,14 @@ def run_test(config):
 
 def _footer(details, test_set):
     """What the oracle-free columns mean, under the table."""
-    return (f"best: oracle (closest of K to the ground truth); multi_view: one hypothesis "
-            f"per camera, the views' most consistent combination ({details.single_view_rows} "
-            f"of {len(test_set)} rows had no other view and use the most probable "
-            f"hypothesis); multi_view_fused: the mean of those, per camera; temporal: Viterbi "
-            f"path per stream, smoothness {details.smoothness:g} per mm, chosen on the "
-            f"training subjects\n")
+    chosen = details.parameters
+    return (f"best: oracle (closest of K to the ground truth). Without ground truth: "
+            f"multi_view, one hypothesis per camera, the views' most consistent combination "
+            f"(prior {chosen.view_prior:g} mm per nat; {details.single_view_rows} of "
+            f"{len(test_set)} rows had no other view and use the most probable hypothesis); "
+            f"multi_view_fused, the mean of those, per camera; temporal, Viterbi path per "
+            f"stream (smoothness {chosen.smoothness:g} per mm). Both weights were chosen on "
+            f"{chosen.training_frames} frames of the training subjects.\n")
 
 
 def _sample_frames(pose_set, per_stream):

@@ -22,10 +22,13 @@ SMOOTHNESS_CANDIDATES = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 # For a user's own video (Lifter.predict_sequence), where no training split is at hand:
 # the value chosen on the real Human3.6M training subjects (README, Results).
 DEFAULT_SMOOTHNESS = 0.03
-# Frames of the training split used to choose the smoothness: whole streams, drawn
-# with a fixed seed until this many frames (enough for a stable choice, seconds to run).
-SMOOTHNESS_FRAMES = 60000
-SMOOTHNESS_SEED = 0
+# Candidate weights, in mm per nat, of -log(mixing weight) against the views' summed
+# pairwise MPJPE in the multi-view choice; 0 is agreement alone.
+VIEW_PRIOR_CANDIDATES = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+# Frames of the training split on which both are chosen: whole sequences (every camera),
+# drawn with a fixed seed until this many frames (a stable choice in seconds).
+TRAINING_FRAMES = 60000
+TRAINING_SEED = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +38,15 @@ class Selections:
     chosen: dict  # column -> (N,) hypothesis index
     poses: dict  # column -> (N, J, 3) mm, a pose not among the hypotheses
     single_view_rows: int  # rows with no other view (multi_view fell back to most probable)
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameters:
+    """The strategies' two weights, chosen on training subjects (`choose_parameters`)."""
+
+    smoothness: float  # temporal: per mm of frame-to-frame MPJPE
+    view_prior: float  # multi_view: mm per nat of -log(mixing weight)
+    training_frames: int  # frames they were chosen on
 
 
 def view_groups(pose_set):
@@ -72,11 +84,12 @@ def temporal_path(hypotheses, weights, pose_set, smoothness):
     return chosen
 
 
-def select(hypotheses, weights, pose_set, rotations, smoothness):
+def select(hypotheses, weights, pose_set, rotations, parameters):
     """Every oracle-free choice for a split: hypotheses (N, K, J, 3) mm, weights (N, K)."""
-    views = selection.multi_view_select(hypotheses, weights, rotations, view_groups(pose_set))
+    views = selection.multi_view_select(hypotheses, weights, rotations, view_groups(pose_set),
+                                        parameters.view_prior)
     chosen = {"multi_view": views.chosen,
-              "temporal": temporal_path(hypotheses, weights, pose_set, smoothness)}
+              "temporal": temporal_path(hypotheses, weights, pose_set, parameters.smoothness)}
     return Selections(chosen, {"multi_view_fused": views.fused},
                       int(views.single_view.sum()))
 
@@ -90,9 +103,34 @@ def load_rotations(pose_set, config):
                          True)
 
 
-def smoothness_subset(pose_set, max_frames=SMOOTHNESS_FRAMES, seed=SMOOTHNESS_SEED):
-    """Whole streams of `pose_set`, drawn in a seeded order until `max_frames` rows."""
-    counts = np.bincount(pose_set.stream_index, minlength=len(pose_set.streams))
-    order = np.random.default_rng(seed).permutation(len(counts))
-    kept = order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), max_frames)))]
-    return pose_set.subset(np.isin(pose_set.stream_index, kept))
+def training_subset(pose_set, max_frames=TRAINING_FRAMES, seed=TRAINING_SEED):
+    """Whole sequences of `pose_set` (all their cameras), drawn in a seeded order until
+    `max_frames` rows."""
+    names = [f"{s.subject}/{s.sequence}" for s in pose_set.streams]
+    sequences, sequence_of_stream = np.unique(names, return_inverse=True)
+    sequence_of_row = sequence_of_stream[pose_set.stream_index]
+    counts = np.bincount(sequence_of_row, minlength=len(sequences))
+    order = np.random.default_rng(seed).permutation(len(sequences))
+    kept = order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), max_frames, "right")))]
+    return pose_set.subset(np.isin(sequence_of_row, kept))
+
+
+def choose_parameters(hypotheses, weights, pose_set, rotations):
+    """Smoothness and view prior with the lowest MPJPE against the ground truth of
+    `pose_set`, each by grid search (SMOOTHNESS_CANDIDATES, VIEW_PRIOR_CANDIDATES).
+    Run it on training subjects only."""
+    order = time_order(pose_set)
+    smoothness, _ = selection.choose_smoothness(
+        hypotheses[order], weights[order], pose_set.stream_index[order],
+        pose_set.poses_3d[order], SMOOTHNESS_CANDIDATES)
+    groups = view_groups(pose_set)
+    rows = np.arange(len(hypotheses))
+
+    def view_error(prior):
+        chosen = selection.multi_view_select(hypotheses, weights, rotations, groups,
+                                             prior).chosen
+        difference = hypotheses[rows, chosen] - pose_set.poses_3d
+        return float(np.linalg.norm(difference, axis=-1).mean())
+
+    view_prior = min(VIEW_PRIOR_CANDIDATES, key=view_error)
+    return Parameters(float(smoothness), float(view_prior), len(pose_set))

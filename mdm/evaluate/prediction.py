@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdm.core import skeleton
-from mdm.evaluate import metrics, oracle_free, report, selection
+from mdm.evaluate import metrics, oracle_free, report
 from mdm.model.missing_joints import corrupt_missing_joints
 
 EVAL_BATCH_SIZE = 4096  # poses per inference call
@@ -69,7 +69,7 @@ class EvaluationDetails:
     """What an evaluation produced besides the table."""
 
     mixture_params: tuple  # (means (N, K, D), scales (N, K), weights (N, K)), normalised
-    smoothness: float = None  # the temporal column's lambda (None: no temporal column)
+    parameters: oracle_free.Parameters = None  # the oracle-free columns' weights, if any
     single_view_rows: int = 0  # rows whose multi_view choice fell back to most probable
 
 
@@ -77,41 +77,38 @@ def evaluate(predictor, stats, pose_set, config, procrustes=None, train_set=None
     """Per-action results {action: {column: mm}} (with 'Average') and EvaluationDetails.
 
     With `train_set` (Human3.6M), the oracle-free columns are added: multi_view,
-    multi_view_fused and temporal, whose smoothness is chosen on `train_set` only.
+    multi_view_fused and temporal, whose weights are chosen on `train_set` only.
     """
     procrustes = config.procrustes if procrustes is None else procrustes
     inputs = evaluation_inputs(stats, pose_set.poses_2d, config.miss_num)
     mixture_params = predict_mixture(predictor, inputs)
     means, _, weights = mixture_params
     hypotheses = hypotheses_mm(stats, means, config.predict_14)
-    selections, smoothness = None, None
+    selections, parameters = None, None
     if train_set is not None:
-        smoothness = choose_smoothness(predictor, stats, train_set, config)
+        parameters = choose_selection_parameters(predictor, stats, train_set, config)
         selections = oracle_free.select(hypotheses, weights, pose_set,
                                         oracle_free.load_rotations(pose_set, config),
-                                        smoothness)
+                                        parameters)
     errors = frame_errors(hypotheses, weights, pose_set.poses_3d, config.predict_14,
                           procrustes, selections)
     # --evaluateActionWise False pools every frame into one row (docs/faithfulness.md §6).
     groups = (pose_set.actions() if config.evaluate_action_wise
               else np.full(len(pose_set), ALL_FRAMES))
-    details = EvaluationDetails(mixture_params, smoothness,
+    details = EvaluationDetails(mixture_params, parameters,
                                 selections.single_view_rows if selections else 0)
     return report.aggregate_by_action(errors, groups), details
 
 
-def choose_smoothness(predictor, stats, train_set, config):
-    """The temporal column's lambda with the lowest MPJPE on a seeded subset of whole
-    training streams (never the test subjects)."""
-    subset = oracle_free.smoothness_subset(train_set)
+def choose_selection_parameters(predictor, stats, train_set, config):
+    """The oracle-free strategies' weights (oracle_free.Parameters), chosen on a seeded
+    subset of whole training sequences (never the test subjects)."""
+    subset = oracle_free.training_subset(train_set)
     means, _, weights = predict_mixture(
         predictor, evaluation_inputs(stats, subset.poses_2d, config.miss_num))
     hypotheses = hypotheses_mm(stats, means, config.predict_14)
-    order = oracle_free.time_order(subset)
-    best, _ = selection.choose_smoothness(hypotheses[order], weights[order],
-                                          subset.stream_index[order], subset.poses_3d[order],
-                                          oracle_free.SMOOTHNESS_CANDIDATES)
-    return float(best)
+    return oracle_free.choose_parameters(hypotheses, weights, subset,
+                                         oracle_free.load_rotations(subset, config))
 
 
 def protocol_name(procrustes):

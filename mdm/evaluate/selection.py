@@ -70,7 +70,7 @@ def to_camera_axes(poses_world, rotations):
     return poses_world @ np.swapaxes(rotations, -1, -2)
 
 
-def multi_view_select(hypotheses, weights, rotations, group_ids):
+def multi_view_select(hypotheses, weights, rotations, group_ids, probability_weight=0.0):
     """One hypothesis per row, chosen by agreement between views of the same instant.
 
     hypotheses: (N, K, J, 3) mm, camera frame. weights: (N, K). rotations: (N, 3, 3),
@@ -78,7 +78,10 @@ def multi_view_select(hypotheses, weights, rotations, group_ids):
     instant (ids need not be sorted or contiguous). For a group of V >= 2 views, the
     chosen combination (one hypothesis per view) minimises the sum over the V(V-1)/2
     view pairs of the MPJPE between the two chosen poses in world axes, searched over
-    all K**V combinations. Groups of one view fall back to the most probable hypothesis.
+    all K**V combinations, plus `probability_weight` (mm per nat) times the sum over
+    the views of -log(mixing weight) of the chosen hypothesis: with 0, agreement alone
+    decides, which favours kernels that are vague in the same way in every view.
+    Groups of one view fall back to the most probable hypothesis.
     Returns a `MultiViewSelection`.
     """
     hypotheses, weights = _check_hypotheses(hypotheses, weights)
@@ -98,7 +101,8 @@ def multi_view_select(hypotheses, weights, rotations, group_ids):
         groups_per_chunk = max(1, COMBINATIONS_PER_CHUNK // num_hyp ** num_views)
         for start in range(0, len(rows), groups_per_chunk):
             chunk = rows[start:start + groups_per_chunk]
-            picks, fused_cam = _select_views(hypotheses[chunk], rotations[chunk])
+            unary = probability_weight * -np.log(np.clip(weights[chunk], MIN_WEIGHT, None))
+            picks, fused_cam = _select_views(hypotheses[chunk], rotations[chunk], unary)
             chosen[chunk] = picks
             fused[chunk] = fused_cam
         single_view[rows.ravel()] = False
@@ -119,10 +123,11 @@ def _groups_of_equal_size(group_ids):
             yield rows_by_group[first[groups][:, None] + np.arange(size)]
 
 
-def _select_views(hypotheses_cam, rotations):
+def _select_views(hypotheses_cam, rotations, unary):
     """Best combination for G groups of V views.
 
-    hypotheses_cam: (G, V, K, J, 3) mm; rotations (G, V, 3, 3).
+    hypotheses_cam: (G, V, K, J, 3) mm; rotations (G, V, 3, 3); unary (G, V, K) mm, the
+    cost of choosing each hypothesis on its own.
     Returns picks (G, V) int and the fused pose in each view's camera frame (G, V, J, 3).
     """
     num_groups, num_views, num_hyp = hypotheses_cam.shape[:3]
@@ -137,6 +142,10 @@ def _select_views(hypotheses_cam, rotations):
         shape = [num_groups] + [1] * num_views
         shape[1 + view_a] = shape[1 + view_b] = num_hyp
         cost += pairwise_mpjpe(world[:, view_a], world[:, view_b]).reshape(shape)
+    for view in range(num_views):
+        shape = [num_groups] + [1] * num_views
+        shape[1 + view] = num_hyp
+        cost += unary[:, view].reshape(shape).astype(cost.dtype)
     best = cost.reshape(num_groups, -1).argmin(axis=1)
     picks = np.stack(np.unravel_index(best, (num_hyp,) * num_views), axis=1)
     chosen_world = world[np.arange(num_groups)[:, None], np.arange(num_views), picks]
