@@ -24,7 +24,7 @@ SMOOTHNESS_CANDIDATES = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 DEFAULT_SMOOTHNESS = 0.03
 # Candidate weights, in mm per nat, of -log(mixing weight) against the views' summed
 # pairwise MPJPE in the multi-view choice; 0 is agreement alone.
-VIEW_PRIOR_CANDIDATES = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+VIEW_PRIOR_CANDIDATES = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 # Frames of the training split on which both are chosen: whole sequences (every camera),
 # drawn with a fixed seed until this many frames (a stable choice in seconds).
 TRAINING_FRAMES = 60000
