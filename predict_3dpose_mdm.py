@@ -38,11 +38,14 @@ def build_config():
     """The Config of the parsed flags.
 
     A --data_dir left at the release's default falls back to the built-in synthetic set
-    when that folder does not exist (docs/faithfulness.md §10)."""
+    when that folder does not exist (docs/faithfulness.md §10). A --verbose left at its
+    default becomes one line per epoch when stdout is no terminal: Keras's progress bar
+    would write an update per step into a log file."""
     config = cli.config_from_flags(Config)
     if not FLAGS["data_dir"].present and not os.path.isdir(config.data_dir):
         config = dataclasses.replace(config, data_dir=Config.data_dir)
-    return config
+    return dataclasses.replace(config, verbose=cli.progress_verbose(FLAGS["verbose"],
+                                                                    sys.stdout))
 
 
 def setup_logging(train_dir, to_file):
@@ -61,15 +64,18 @@ def setup_logging(train_dir, to_file):
     return logger
 
 
-def run(config):
-    if config.use_cpu:
-        import tensorflow as tf
-        tf.config.set_visible_devices([], "GPU")
+def run(config, explicit=frozenset()):
+    """Train, test or sample as `config` says; `explicit` names the fields the user gave
+    as flags (only those may contradict a checkpoint's recorded architecture)."""
+    import tensorflow as tf
+    from mdm.checkpoint import loading
     from mdm.data.synthetic import h36m_writer
     from mdm.evaluate import modes
     from mdm.train import distribute
     from mdm.train import loop as training_loop
+    gpus = cli.select_devices(config.use_cpu, tf.config)
     logger = setup_logging(config.train_dir, distribute.writes_outputs(config.distribute))
+    logger.info(cli.describe_devices(config.use_cpu, gpus))
     synthetic_dir = Config.data_dir
     if (config.dataset == "h36m" and config.data_dir == synthetic_dir
             and not os.path.isdir(synthetic_dir)):
@@ -82,8 +88,8 @@ def run(config):
     if config.dataset == "h36m":
         logger.info("data: %s", os.path.abspath(config.data_dir))
     if config.test or config.sample:
-        from mdm.checkpoint.loading import with_resolved_checkpoint
-        config = with_resolved_checkpoint(config)
+        config = loading.with_resolved_checkpoint(config)
+        config = loading.with_saved_architecture(config, explicit, config.load_dir)
         if config.dataset == "mpi_inf_3dhp":
             from mdm.core.errors import UserError
             from mdm.evaluate import mpi_inf_3dhp_test
@@ -91,15 +97,41 @@ def run(config):
                 raise UserError("--sample draws Human3.6M test sequences; use --dataset h36m")
             return mpi_inf_3dhp_test.run_cross_dataset_test(config)
         return modes.run_sample(config) if config.sample else modes.run_test(config)
+    # Resuming: what the train_dir's config.json records stands for flags left at default.
+    config = loading.with_saved_architecture(config, explicit, config.train_dir)
     return training_loop.train(config)
+
+
+def resume_hint(config):
+    """What a Ctrl-C during training leaves and how to go on, for the one-line message."""
+    if config.test or config.sample:
+        return ""
+    store = sys.modules.get("mdm.checkpoint.store")
+    if store is None:  # interrupted before the run loaded anything
+        return f"resume with: {cli.command_line()}"
+    steps = store.available_steps(config.train_dir)
+    kept = (f"the last checkpoint kept is "
+            f"{os.path.join(config.train_dir, f'{store.PREFIX}-{steps[-1]}')}"
+            if steps else f"no checkpoint in {config.train_dir} yet")
+    return f"{kept}; resume with: {cli.command_line()}"
 
 
 def main(argv):
     if len(argv) > 1:
         sys.stderr.write(f"error: unexpected arguments {' '.join(argv[1:])}\n")
         return 2
-    return cli.exit_on_user_error(lambda: run(validated_config()),
-                              show_traceback=FLAGS.verbosity >= 1)
+    show_traceback = FLAGS.verbosity >= 1
+    configs = []  # every flag is checked before TensorFlow loads
+    status = cli.exit_on_user_error(lambda: configs.append(validated_config()),
+                                    show_traceback=show_traceback)
+    if status:
+        return status
+    config = configs[0]
+    if cli.quiet_tensorflow_logging(FLAGS["verbosity"]):
+        cli.import_tensorflow_quietly()
+    return cli.exit_on_user_error(lambda: run(config, cli.explicit_fields(Config)),
+                                  show_traceback=show_traceback,
+                                  on_interrupt=lambda: resume_hint(config))
 
 
 def validated_config():

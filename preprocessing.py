@@ -47,10 +47,12 @@ def preprocess():
 
 
 def main(argv):
-    from mdm.cli import exit_on_user_error
+    from mdm.cli import exit_on_user_error, quiet_tensorflow_logging
     if len(argv) > 1:
         sys.stderr.write(f"error: unexpected arguments {' '.join(argv[1:])}\n")
         return 2
+    # No TensorFlow here, but the same quiet start-up as the other command lines.
+    quiet_tensorflow_logging(FLAGS["verbosity"])
     return exit_on_user_error(preprocess, show_traceback=FLAGS.verbosity >= 1)
 
 

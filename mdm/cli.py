@@ -3,9 +3,12 @@ flags defined from the option fields of a config dataclass and read back into on
 parsing that answers a bad flag with one line, list flags of integers, and the one
 error-exit wrapper."""
 
+import os
+import shlex
 import sys
 
 from absl import flags
+from absl import logging as absl_logging
 
 from mdm.core import options
 from mdm.core.errors import UserError
@@ -78,6 +81,15 @@ def explicit_fields(config_class, flag_values=flags.FLAGS):
             if flag_values[options.flag_name(field)].present}
 
 
+def progress_verbose(verbose_flag, stdout):
+    """Keras's `verbose`: as given, or for a flag left at its default, the progress bar (1)
+    on a terminal and one line per epoch (2) otherwise, where a bar would write an update
+    per step into a log file."""
+    if verbose_flag.present:
+        return verbose_flag.value
+    return 1 if stdout.isatty() else 2
+
+
 def int_list(values, flag):
     """The integers of a list flag, or a UserError naming the flag."""
     try:
@@ -85,6 +97,66 @@ def int_list(values, flag):
     except ValueError:
         raise UserError(f"--{flag} takes integers, e.g. 1,5,6 (got {','.join(values)})") \
             from None
+
+
+def quiet_tensorflow_logging(verbosity_flag):
+    """Before TensorFlow is imported: hide its C++ start-up logging (CUDA probing, CPU
+    features) with TF_CPP_MIN_LOG_LEVEL=3, and absl's INFO/WARNING lines (TensorFlow's
+    deprecation notes), so that a user sees the project's own log and its errors.
+
+    `--verbosity 1` or more keeps everything; a TF_CPP_MIN_LOG_LEVEL the user set, and a
+    --verbosity given explicitly, are respected. Returns whether the C++ side is quieted."""
+    if verbosity_flag.value >= 1:
+        return False
+    if not verbosity_flag.present:
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return True
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow with the process's stderr (file descriptor 2) muted meanwhile.
+
+    Its CUDA plugins write their start-up complaints ("Unable to register cuDNN factory",
+    tensorflow/tensorflow#62075) from C++ before any log level applies. An import that
+    fails still raises, and its message is shown once stderr is back."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        os.close(devnull)
+
+
+def select_devices(use_cpu, tf_config):
+    """The GPUs this run computes on: none for --use_cpu (hidden from TensorFlow, which
+    must not have initialised its devices yet), else every GPU TensorFlow finds.
+    `tf_config` is `tf.config` (a stand-in in tests)."""
+    gpus = tf_config.list_physical_devices("GPU")
+    if use_cpu and gpus:
+        tf_config.set_visible_devices([], "GPU")
+        return []
+    return gpus
+
+
+def describe_devices(use_cpu, gpus):
+    """The log line that says where the run computes."""
+    if gpus:
+        return f"devices: {len(gpus)} GPU(s): {', '.join(gpu.name for gpu in gpus)}"
+    return "devices: CPU only" + (" (--use_cpu)" if use_cpu else " (no GPU found)")
+
+
+def command_line():
+    """The command this process was started with, to be pasted back into a shell."""
+    return shlex.join(["python", *sys.argv])
 
 
 def exit_on_user_error(run, show_traceback=False, on_interrupt=None):

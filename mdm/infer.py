@@ -15,7 +15,7 @@ import sys
 import warnings
 
 
-from mdm.cli import exit_on_user_error
+from mdm.cli import exit_on_user_error, import_tensorflow_quietly
 from mdm.core.errors import UserError
 from mdm.data.cameras import camera_to_upright
 from mdm.serve import keypoint_files
@@ -56,17 +56,19 @@ def build_parser():
 def main(argv=None):
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    # TensorFlow's C++ start-up logging (CUDA probing) hidden unless the user set the level.
+    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
-        return exit_on_user_error(lambda: run(args))
+        return exit_on_user_error(lambda: run(args, quiet_import=quiet))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr)
 
 
-def run(args):
+def run(args, quiet_import=False):
     _check_arguments(args)
     keypoints, joint_order = None, args.joint_order or keypoint_files.H36M
     if args.input:
@@ -76,7 +78,9 @@ def run(args):
                             f"'joint_order': '{file_order}' of {args.input}")
         joint_order = args.joint_order or file_order or keypoint_files.H36M
         keypoints = keypoint_files.to_model_order(keypoints, joint_order)
-    from mdm.serve.lifter import Lifter  # TensorFlow: imported only once the arguments are sound
+    if quiet_import:  # TensorFlow: imported only once the arguments are sound
+        import_tensorflow_quietly()
+    from mdm.serve.lifter import Lifter
 
     lifter = Lifter.load(args.load_dir, args.load, data_dir=args.data_dir)
     if keypoints is not None:

@@ -166,3 +166,18 @@ def test_readme_flag_table_lists_every_flag():
     missing = [name for name in cli.define_config_flags(Config, flags.FlagValues())
                if f"`--{name}`" not in section]
     assert missing == []
+
+
+class FakeStdout:
+    def __init__(self, tty):
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("args, tty, expected", [
+    ((), True, 1), ((), False, 2), (("--verbose", "1"), False, 1),
+    (("--verbose", "0"), True, 0)])
+def test_verbose_left_at_default_depends_on_the_terminal(args, tty, expected):
+    assert cli.progress_verbose(parsed(*args)["verbose"], FakeStdout(tty)) == expected

@@ -13,6 +13,7 @@ import math
 from mdm.checkpoint import release_format
 from mdm.checkpoint import store as checkpoint_store
 from mdm.core import skeleton
+from mdm.core.config import ARCHITECTURE_FIELDS
 from mdm.core.errors import UserError, first_line
 from mdm.data import splits
 from mdm.model.network import build_model
@@ -28,6 +29,30 @@ def with_resolved_checkpoint(config):
     if not config.load:
         LOG.info("--load 0: using the latest checkpoint in %s, checkpoint-%d", load_dir, step)
     return dataclasses.replace(config, load_dir=load_dir, load=step)
+
+
+def with_saved_architecture(config, explicit, directory):
+    """`config` with the architecture recorded in `directory`/config.json, so that a
+    checkpoint is used without repeating --linear_size, --num_layers, ...
+
+    Only the flags in `explicit` (those the user gave) can contradict the record: they
+    are a UserError naming each. Without config.json (e.g. a released checkpoint) the
+    flags stand as given."""
+    saved = checkpoint_store.read_saved_config(directory)
+    if saved is None:
+        return config
+    recorded = {name: saved[name] for name in ARCHITECTURE_FIELDS if name in saved}
+    contradicting = [f"--{name}={getattr(config, name)} (checkpoint: {value})"
+                     for name, value in recorded.items()
+                     if name in explicit and getattr(config, name) != value]
+    if contradicting:
+        raise UserError(f"the checkpoints in {directory} were trained with other architecture "
+                        f"flags: {', '.join(contradicting)}")
+    taken = {name: value for name, value in recorded.items() if getattr(config, name) != value}
+    if taken:
+        LOG.info("architecture from %s: %s", checkpoint_store.CONFIG_FILE,
+                 ", ".join(f"--{name}={value}" for name, value in taken.items()))
+    return dataclasses.replace(config, **recorded)
 
 
 def load_model(directory, step, config):
