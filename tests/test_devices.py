@@ -76,3 +76,12 @@ def test_real_placement(mode):
     else:  # every GPU found is used, and ops land on the first one
         assert visible == selected == physical
         assert ("GPU:0" in device) if int(physical) else ("CPU" in device)
+
+
+def test_readme_gpu_install_pins_the_required_tensorflow():
+    with open(os.path.join(REPO, "requirements.txt")) as handle:
+        pinned = next(line.strip() for line in handle if line.startswith("tensorflow=="))
+    with open(os.path.join(REPO, "README.md")) as handle:
+        readme = handle.read()
+    version = pinned.split("==")[1]
+    assert f'pip install -r requirements.txt "tensorflow[and-cuda]=={version}"' in readme
