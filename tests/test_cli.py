@@ -198,3 +198,14 @@ def test_preprocessing_error_is_one_line(tmp_path):
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: "), \
         result.stderr
+
+
+def test_synthetic_help_describes_both_formats(capsys):
+    from mdm import synthetic
+    with pytest.raises(SystemExit) as exit_:
+        synthetic.main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "--format h36m (default)" in text and "3d-pose-baseline layout" in text
+    assert "--format mpi_inf_3dhp" in text and "preprocessing.py" in text
+    assert "TS1-TS6" in text and "S1-S8" in text

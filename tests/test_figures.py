@@ -37,12 +37,38 @@ def test_panel_count_and_titles(with_gt, num_hypotheses):
     assert len(axes) == 1 + int(with_gt) + num_hypotheses
     assert axes[0].name == "rectilinear" and all(ax.name == "3d" for ax in axes[1:])
     assert axes[0].yaxis_inverted()  # image convention: y grows downwards
-    assert axes[-1].get_title().endswith(f"w = {weights[-1]:.3f}")
+    assert axes[-1].get_title().endswith(f"w = {weights.min():.3f}")  # most probable first
     assert axes[1].get_title() == ("Ground truth" if with_gt else "Hypothesis 1\n"
-                                   f"w = {weights[0]:.3f}")
+                                   f"w = {weights.max():.3f}")
     # docs/faithfulness.md §7: +-750 mm around the root, azimuth 129, elevation 10.
     assert axes[-1].get_xlim3d() == pytest.approx((-750.0, 750.0))
     assert (axes[-1].azim, axes[-1].elev) == (129, 10)
+
+
+def test_hypotheses_are_drawn_most_probable_first():
+    pose_2d, hypotheses, _, _ = sample_inputs(4)
+    weights = np.array([0.1, 0.4, 0.2, 0.3])
+    figure = figures.hypotheses_figure(pose_2d, hypotheses, weights)
+    for rank, (panel, kernel) in enumerate(zip(figure.get_axes()[1:], [1, 3, 2, 0])):
+        assert panel.get_title() == f"Hypothesis {rank + 1}\nw = {weights[kernel]:.3f}"
+        # The first bone drawn is EDGES[0] of this kernel's pose.
+        xs, ys, zs = panel.lines[0].get_data_3d()
+        np.testing.assert_allclose(np.stack([xs, ys, zs], axis=-1),
+                                   hypotheses[kernel][list(EDGES[0])])
+
+
+def test_legend_tells_left_from_right_and_axes_are_labelled():
+    pose_2d, hypotheses, weights, gt = sample_inputs(2)
+    figure = figures.hypotheses_figure(pose_2d, hypotheses, weights, gt)
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["left limbs", "right limbs"]
+    assert [line.get_color() for line in legend.get_lines()] == [figures.LEFT_COLOUR,
+                                                                  figures.RIGHT_COLOUR]
+    ax_2d, *axes_3d = figure.get_axes()
+    assert (ax_2d.get_xlabel(), ax_2d.get_ylabel()) == ("x (px)", "y (px)")
+    for ax in axes_3d:
+        assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == (
+            "x (mm)", "y (mm)", "z (mm)")
 
 
 def test_draw_hypotheses_figure_writes_a_png(tmp_path):

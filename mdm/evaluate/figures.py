@@ -10,6 +10,7 @@ import os
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from mdm.core.skeleton import EDGES, INPUT_JOINTS, LEFT_JOINTS, RIGHT_JOINTS, ROOT
@@ -67,6 +68,8 @@ def draw_skeleton_2d(ax, pose_2d):
     ax.set_ylim(root[1] + half_width, root[1] - half_width)  # image rows grow downwards
     ax.set_aspect("equal")
     ax.tick_params(labelsize=6)
+    ax.set_xlabel("x (px)", fontsize=7)
+    ax.set_ylabel("y (px)", fontsize=7, labelpad=1)
 
 
 def draw_skeleton_3d(ax, pose_3d):
@@ -85,16 +88,22 @@ def draw_skeleton_3d(ax, pose_3d):
     ax.set_xticklabels([])
     ax.set_yticklabels([])
     ax.set_zticklabels([])
+    for set_label, name in ((ax.set_xlabel, "x"), (ax.set_ylabel, "y"), (ax.set_zlabel, "z")):
+        set_label(f"{name} (mm)", fontsize=7, labelpad=-12)
 
 
 def hypotheses_figure(pose_2d, hypotheses, weights=None, gt_3d=None, title=None):
     """Build (without saving) the one-row sample figure of docs/faithfulness.md §7.
 
     Panels: the 2D input `(16, 2)` px, the ground truth `(17, 3)` if given, then each of
-    the K hypotheses `(K, 17, 3)` (root-centred, world frame, mm), titled with its
-    mixing weight if `weights` `(K,)` is given. Returns the Figure.
+    the K hypotheses `(K, 17, 3)` (root-centred, world frame, mm); with `weights` `(K,)`
+    the most probable first, as `python -m mdm.infer` draws them, each titled with its
+    mixing weight. A legend tells the left limbs from the right. Returns the Figure.
     """
     hypotheses = np.asarray(hypotheses, dtype=np.float64)
+    if weights is not None:
+        order = np.argsort(-np.asarray(weights, dtype=np.float64), kind="stable")
+        hypotheses, weights = hypotheses[order], np.asarray(weights)[order]
     poses_3d = ([("Ground truth", gt_3d)] if gt_3d is not None else []) + [
         (_hypothesis_title(k, weights), pose) for k, pose in enumerate(hypotheses)]
     num_panels = 1 + len(poses_3d)
@@ -109,10 +118,19 @@ def hypotheses_figure(pose_2d, hypotheses, weights=None, gt_3d=None, title=None)
         ax_3d.set_title(panel_title, fontsize=9)
     if title:
         figure.suptitle(title, fontsize=10, y=0.99)
-    # Leave room above the two-line panel titles for the figure title.
-    figure.subplots_adjust(left=0.03, right=0.99, bottom=0.04,
-                           top=0.80 if title else 0.86, wspace=0.1)
+    _add_side_legend(figure)
+    # Leave room above the two-line panel titles for the figure title, and below the
+    # panels for the axis labels and the legend.
+    figure.subplots_adjust(left=0.05, right=0.97, bottom=0.16,
+                           top=0.80 if title else 0.86, wspace=0.15)
     return figure
+
+
+def _add_side_legend(figure):
+    """Which colour is the subject's left and which the right (the torso is grey)."""
+    handles = [Line2D([], [], color=LEFT_COLOUR, linewidth=2, label="left limbs"),
+               Line2D([], [], color=RIGHT_COLOUR, linewidth=2, label="right limbs")]
+    figure.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
 
 
 def _hypothesis_title(index, weights):
