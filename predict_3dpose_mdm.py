@@ -97,8 +97,10 @@ def run(config, explicit=frozenset()):
                 raise UserError("--sample draws Human3.6M test sequences; use --dataset h36m")
             return mpi_inf_3dhp_test.run_cross_dataset_test(config)
         return modes.run_sample(config) if config.sample else modes.run_test(config)
-    # Resuming: what the train_dir's config.json records stands for flags left at default.
-    config = loading.with_saved_architecture(config, explicit, config.train_dir)
+    # Resuming in train_dir, or starting from another --load_dir's checkpoint: the
+    # architecture recorded there stands for the flags left at their defaults.
+    config = loading.with_saved_architecture(config, explicit,
+                                             loading.training_source_directory(config))
     return training_loop.train(config)
 
 

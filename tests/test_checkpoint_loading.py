@@ -50,3 +50,13 @@ def test_miss_num_is_recorded_but_not_imposed(directory):
     config = loading.with_saved_architecture(
         dataclasses.replace(Config(), miss_num=2), {"miss_num"}, directory)
     assert config.miss_num == 2
+
+
+def test_training_follows_its_own_record_else_the_load_dir(tmp_path, directory):
+    fresh = str(tmp_path / "fresh")
+    assert loading.training_source_directory(Config(train_dir=fresh)) == fresh
+    assert loading.training_source_directory(
+        Config(train_dir=fresh, load_dir=directory)) == directory
+    # A train_dir with its own config.json resumes: its record wins over --load_dir.
+    assert loading.training_source_directory(
+        Config(train_dir=directory, load_dir=fresh)) == directory

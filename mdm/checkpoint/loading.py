@@ -9,6 +9,7 @@ modes, the cross-dataset test, the Lifter and `python -m mdm.infer`.
 import dataclasses
 import logging
 import math
+import os
 
 from mdm.checkpoint import release_format
 from mdm.checkpoint import store as checkpoint_store
@@ -53,6 +54,13 @@ def with_saved_architecture(config, explicit, directory):
         LOG.info("architecture from %s: %s", checkpoint_store.CONFIG_FILE,
                  ", ".join(f"--{name}={value}" for name, value in taken.items()))
     return dataclasses.replace(config, **recorded)
+
+
+def training_source_directory(config):
+    """Whose config.json a training run follows: train_dir's when it has one (resuming),
+    else --load_dir's when given (starting from its checkpoint), else train_dir's."""
+    resuming = os.path.isfile(os.path.join(config.train_dir, checkpoint_store.CONFIG_FILE))
+    return config.load_dir if config.load_dir and not resuming else config.train_dir
 
 
 def load_model(directory, step, config):
