@@ -4,14 +4,19 @@ learning-rate schedule, and the stop on a non-finite loss."""
 import dataclasses
 import json
 import os
+import re
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from cli_helpers import error_line, run_cli
 
 from mdm.checkpoint import store as checkpoint_store
 from mdm.core.config import Config
 from mdm.core.errors import UserError
+from mdm.data.normalization import NormStats
+from mdm.train import divergence
 from mdm.train import loop as training_loop
 from mdm.train.optimizer import learning_rate_schedule
 
@@ -128,3 +133,116 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path
     for name, value in good_weights.items():
         np.testing.assert_array_equal(weights[name], value)
         assert np.all(np.isfinite(value))
+
+
+def _assert_stops_keeping(config, good_step, good_weights, message):
+    with pytest.raises(UserError, match=message) as stopped:
+        training_loop.train(config)
+    assert f"the last good checkpoint is checkpoint-{good_step} in {config.train_dir}" in str(
+        stopped.value)
+    assert checkpoint_store.available_steps(config.train_dir) == [good_step]
+    step, weights = final_weights(config.train_dir)
+    assert step == good_step
+    for name, value in good_weights.items():
+        np.testing.assert_array_equal(weights[name], value)
+    assert results(config.train_dir) == good_results(config.train_dir)
+
+
+def good_results(train_dir):
+    with open(os.path.join(train_dir, "good_results.json")) as handle:
+        return json.load(handle)["results"]
+
+
+@pytest.fixture(scope="module")
+def trained_one_epoch(data_dir, tmp_path_factory):
+    config = tiny_config(data_dir, tmp_path_factory.mktemp("one_epoch") / "t", epochs=1)
+    training_loop.train(config)
+    shutil.copy(os.path.join(config.train_dir, "results.json"),
+                os.path.join(config.train_dir, "good_results.json"))
+    return config
+
+
+@pytest.fixture
+def one_good_epoch(trained_one_epoch, tmp_path):
+    """A copy of a one-epoch train_dir, set to go on for 2 epochs at --learning_rate 1e6."""
+    train_dir = str(tmp_path / "diverging")
+    shutil.copytree(trained_one_epoch.train_dir, train_dir)
+    config = dataclasses.replace(trained_one_epoch, train_dir=train_dir, epochs=3,
+                                 learning_rate=1e6)
+    return (config, *final_weights(train_dir))
+
+
+@pytest.mark.slow
+def test_absurd_poses_stop_before_the_save(one_good_epoch):
+    """--learning_rate 1e6 keeps this small network's loss finite and moderate (~800 nats)
+    while its poses are ~1e14 mm: the run stops before that epoch's checkpoint."""
+    config, good_step, good_weights = one_good_epoch
+    _assert_stops_keeping(config, good_step, good_weights,
+                          r"training stopped: the model diverged: mean joint error [0-9.e+]+ mm "
+                          r"on training samples \(above 10 m\) by step %d " % (2 * good_step))
+
+
+@pytest.mark.slow
+def test_absurd_loss_stops_and_keeps_last_good_checkpoint(one_good_epoch, monkeypatch):
+    """A loss above the ceiling stops the run at that reading, before the pose check (the
+    ceiling lowered here to between this network's healthy ~87 and diverged ~800 nats; larger
+    networks reach the 1e30 clip, measured in mdm/train/divergence.py)."""
+    config, good_step, good_weights = one_good_epoch
+    monkeypatch.setattr(divergence, "LOSS_CEILING", 300.0)
+    _assert_stops_keeping(config, good_step, good_weights,
+                          r"training stopped: the loss diverged to [0-9.e+]+ \(above 3e\+02\) "
+                          r"by step %d .*; try a lower --learning_rate" % (2 * good_step))
+
+
+@pytest.mark.slow
+def test_command_line_run_with_a_huge_learning_rate_exits_1(data_dir, tmp_path):
+    result = run_cli("--data_dir", data_dir, "--train_dir", str(tmp_path), "--action",
+                     "Walking", "--epochs", "2", "--linear_size", "24", "--num_layers", "1",
+                     "--batch_size", "32", "--verbose", "0", "--learning_rate", "1e6")
+    assert result.returncode == 1
+    assert re.fullmatch(r"error: training stopped: the model diverged: mean joint error "
+                        r"[0-9.e+]+ mm on training samples \(above 10 m\) by step 10 \(the "
+                        r"last good checkpoint is no checkpoint in "
+                        rf"{re.escape(str(tmp_path))}\); try a lower --learning_rate",
+                        error_line(result)), result.stderr
+    assert checkpoint_store.available_steps(str(tmp_path)) == []
+    assert not os.path.exists(tmp_path / "results.json")
+
+
+def test_loss_ceiling():
+    assert divergence.loss_problem(35.0) is None and divergence.loss_problem(-80.0) is None
+    assert divergence.loss_problem(9999.0) is None
+    assert divergence.loss_problem(1.3e5) == "the loss diverged to 1.3e+05 (above 1e+04)"
+    assert divergence.loss_problem(float("nan")) == "non-finite loss"
+    assert divergence.loss_problem(float("-inf")) == "non-finite loss"
+
+
+def test_error_probe_is_the_best_hypothesis_mean_joint_error():
+    """Against numpy on a spread of rows: hypothesis 0 is off by `offset` mm per joint
+    (mean over 16 non-root joints), hypothesis 1 by much more, so the best is 0."""
+    rng = np.random.default_rng(3)
+    poses_3d = rng.normal(0.0, 200.0, (3000, 17, 3))
+    poses_3d[:, 0] = 0.0
+    stats = NormStats.from_training(rng.normal(500.0, 50.0, (3000, 16, 2)), poses_3d)
+    targets = stats.normalize_targets(poses_3d)
+    inputs = np.zeros((3000, 32), np.float32)
+    inputs[:, 0] = np.arange(3000)  # the predictor below finds each row's target by it
+
+    def predictor(batch, offset):
+        rows = batch.numpy()[:, 0].astype(int)
+        shift = np.zeros((len(rows), 2, 48))
+        shift[:, 0, 0] = offset / stats.std_3d[1, 0]  # RHip x moved by `offset` mm
+        shift[:, 1] = 1e7  # ~1e9 mm: never the best
+        means = targets[rows][:, None] + shift
+        return tf.constant(means), tf.ones((len(rows), 2)), tf.fill((len(rows), 2), 0.5)
+
+    probe = divergence.ErrorProbe(stats, inputs, targets, predict_14=False)
+    assert len(probe.inputs) == divergence.PROBE_SAMPLES
+    assert probe.inputs[0, 0] == 0 and probe.inputs[-1, 0] == 2999
+    for offset in (0.0, 170.0, 1.7e6):
+        error = probe.error_mm(lambda batch: predictor(batch, offset))
+        np.testing.assert_allclose(error, offset / 17, rtol=1e-9, atol=1e-9)
+    assert probe.problem(lambda batch: predictor(batch, 170.0)) is None
+    assert probe.problem(lambda batch: predictor(batch, 1.7e6)) == (
+        "the model diverged: mean joint error 1e+05 mm on training samples (above 10 m)")
+    assert probe.problem(lambda batch: predictor(batch, np.nan)) == "non-finite predicted poses"

@@ -4,8 +4,8 @@ and TensorBoard summaries. Running the same command again resumes from the lates
 checkpoint in train_dir.
 """
 
+import contextlib
 import logging
-import math
 import os
 import time
 
@@ -20,7 +20,7 @@ from mdm.data.normalization import NormStats
 from mdm.data.pipeline import distributed_training_dataset
 from mdm.evaluate import prediction, report
 from mdm.model.network import build_model
-from mdm.train import distribute
+from mdm.train import distribute, divergence, run_lock
 from mdm.train.optimizer import make_optimizer
 
 LOG = logging.getLogger(__name__)
@@ -29,14 +29,21 @@ SUMMARY_EVERY_STEPS = 100
 
 class EpochEnd(keras.callbacks.Callback):
     """After each epoch: checkpoint first (a crash in evaluation loses nothing), then
-    evaluate per action, log the table and write summaries and a results file."""
+    evaluate per action, log the table and write summaries and a results file.
 
-    def __init__(self, config, store, stats, test_set, writer):
+    A diverged model (mdm.train.divergence: non-finite or absurd loss, absurd poses on the
+    `probe`, a divergence.ErrorProbe) stops training before it is saved, so the last
+    checkpoint stays the last good one; `stop_reason` then says why. Every task of a
+    distributed run decides alike (same logged loss, same weights and probe), so all skip
+    the collective save together.
+    """
+
+    def __init__(self, config, store, stats, test_set, writer, probe):
         super().__init__()
         self.config, self.store, self.stats = config, store, stats
-        self.test_set, self.writer = test_set, writer
+        self.test_set, self.writer, self.probe = test_set, writer, probe
         self.predictor = None
-        self.non_finite_step = None
+        self.stop_reason = None
         self.first_step = self.last_summary_step = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -48,32 +55,34 @@ class EpochEnd(keras.callbacks.Callback):
         # Reading the loss is a host round trip: do it only every SUMMARY_EVERY_STEPS.
         if step // SUMMARY_EVERY_STEPS > self.last_summary_step // SUMMARY_EVERY_STEPS:
             self.last_summary_step = step
-            if self._stop_if_not_finite(float(logs["loss"]), step):
+            if self._stop_if_diverged(divergence.loss_problem(float(logs["loss"])), step):
                 return
             with self.writer.as_default(step=step):
                 tf.summary.scalar("train/loss", float(logs["loss"]))
                 tf.summary.scalar("train/learning_rate", float(logs["learning_rate"]))
 
-    def _stop_if_not_finite(self, loss, step):
-        """The epoch's running-mean loss stays non-finite once a step was: stop before
-        anything is saved, so the last checkpoint stays the last good one."""
-        if math.isfinite(loss):
+    def _stop_if_diverged(self, problem, step):
+        """Stop at the first `problem` (a reason, or None): the running-mean loss stays
+        non-finite once a step was, so the epoch's end would see it too."""
+        if problem is None:
             return False
-        self.non_finite_step = step
+        self.stop_reason = f"{problem} by step {step}"
         self.model.stop_training = True
         return True
 
     def on_epoch_end(self, epoch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
-        if self.non_finite_step is not None or self._stop_if_not_finite(float(logs["loss"]),
-                                                                        step):
+        if self.stop_reason is not None or self._stop_if_diverged(
+                divergence.loss_problem(float(logs["loss"])), step):
+            return
+        if self.predictor is None:
+            self.predictor = prediction.make_predictor(self.model, self.config.jit_compile)
+        if self._stop_if_diverged(self.probe.problem(self.predictor), step):
             return
         path = self.store.save(step, epoch + 1)
         LOG.info("epoch %d: loss %.4f, saved %s", epoch + 1, float(logs["loss"]), path)
         if self.test_set is None:
             return
-        if self.predictor is None:
-            self.predictor = prediction.make_predictor(self.model, self.config.jit_compile)
         start = time.time()
         faults.point("evaluation")
         results, _ = prediction.evaluate(self.predictor, self.stats, self.test_set, self.config)
@@ -120,9 +129,22 @@ def _resume(store, config):
     return 0
 
 
-def train(config):
+def train(config, locked_by_caller=False):
     """Train (or resume) in config.train_dir; returns a keras History of the epochs run
-    (None if there was nothing to do)."""
+    (None if there was nothing to do).
+
+    Holds train_dir's lock (mdm.train.run_lock) for the whole run, so a second training on
+    the same train_dir stops with a UserError before writing anything; `locked_by_caller`:
+    the caller holds it already (e.g. taken before its log file in train_dir was opened).
+    Under --distribute multi_worker only the chief locks: the workers share its train_dir.
+    """
+    takes_lock = distribute.writes_outputs(config.distribute) and not locked_by_caller
+    with (run_lock.exclusive_train_dir(config.train_dir) if takes_lock
+          else contextlib.nullcontext()):
+        return _train_in_locked_dir(config)
+
+
+def _train_in_locked_dir(config):
     keras.utils.set_random_seed(config.seed)
     checkpoint_store.check_architecture(config.train_dir, config)
     inputs, targets, stats, test_set = prepare_training_arrays(config)
@@ -153,18 +175,19 @@ def train(config):
     writer = (tf.summary.create_file_writer(os.path.join(config.train_dir, "summary"))
               if writes_outputs else tf.summary.create_noop_writer())
     # A non-chief worker saves (a collective operation) but evaluates nothing.
-    callback = EpochEnd(config, store, stats, test_set if writes_outputs else None, writer)
+    callback = EpochEnd(config, store, stats, test_set if writes_outputs else None, writer,
+                        divergence.ErrorProbe(stats, inputs, targets, config.predict_14))
     history = keras.callbacks.History()
     # One copy of the data in TensorFlow for all the epochs' datasets.
     inputs, targets = tf.constant(inputs, tf.float32), tf.constant(targets, tf.float32)
     for epoch in range(first_epoch, config.epochs):
         _fit_one_epoch(model, strategy, inputs, targets, config, epoch, [callback, history])
-        if callback.non_finite_step is not None:
+        if callback.stop_reason is not None:
             latest = checkpoint_store.available_steps(config.train_dir)
             kept = f"checkpoint-{latest[-1]}" if latest else "no checkpoint"
-            raise UserError(f"training stopped: non-finite loss by step "
-                            f"{callback.non_finite_step} (the last good checkpoint is {kept} "
-                            f"in {config.train_dir})")
+            raise UserError(f"training stopped: {callback.stop_reason} (the last good "
+                            f"checkpoint is {kept} in {config.train_dir}); try a lower "
+                            "--learning_rate")
     return history
 
 
