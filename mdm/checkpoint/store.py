@@ -91,6 +91,7 @@ class CheckpointStore:
         parts = {"model": model, "normalization": self.stats_module, "epoch": self.epoch}
         if optimizer is not None:  # training: everything needed to resume exactly
             parts.update(optimizer=optimizer, rng_states=random_states(model))
+        self.parts = parts
         self.checkpoint = tf.train.Checkpoint(**parts)
         # write() only stores variables that exist; restore() creates save_counter and
         # would then find it unmatched, so create it now and keep it in every file.
@@ -135,8 +136,42 @@ class CheckpointStore:
             status.expect_partial()
         return int(self.epoch.numpy())
 
+    def restore_training_state(self, path, optimizer_state=True):
+        """Restore `path` into everything but the normalisation statistics, which stay
+        those this store was made with; returns the epoch counter (0 without
+        `optimizer_state`, which restores the model alone: a fresh Adam at step 0, fresh
+        random-generator states).
+
+        For a run that starts from another run's checkpoint: the release computed the
+        statistics from each run's own training data (docs/faithfulness.md §5).
+        """
+        names = ("model", "optimizer", "epoch", "rng_states") if optimizer_state else ("model",)
+        parts = {name: self.parts[name] for name in names if name in self.parts}
+        # A compiled Keras model tracks its optimizer and random generators, so restoring
+        # the model alone would bring them along: keep their current (fresh) values.
+        kept = [] if optimizer_state else self._non_weight_state()
+        kept_values = [variable.numpy() for variable in kept]
+        status = tf.train.Checkpoint(**parts).restore(path)
+        status.assert_existing_objects_matched()
+        status.expect_partial()  # the statistics (and without optimizer_state, Adam's slots)
+        for variable, value in zip(kept, kept_values):
+            variable.assign(value)
+        return int(self.epoch.numpy()) if optimizer_state else 0
+
+    def _non_weight_state(self):
+        optimizer = self.parts.get("optimizer")
+        return (list(optimizer.variables) if optimizer is not None else []) + list(
+            self.parts.get("rng_states", []))
+
     def stats(self):
         return self.stats_module.stats()
+
+
+def saved_stats(path):
+    """The normalisation statistics stored in this project's checkpoint `path`."""
+    module = StatsModule()
+    tf.train.Checkpoint(normalization=module).restore(path).expect_partial()
+    return module.stats()
 
 
 def write_config(directory, config):

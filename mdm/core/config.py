@@ -17,7 +17,7 @@ from mdm.core.options import option
 RELEASE_DATA_DIR = "../data/h36m/"
 ARCHITECTURE_FIELDS = (
     "linear_size", "num_layers", "num_models", "predict_14", "residual", "batch_norm",
-    "max_norm",
+    "max_norm", "remove_pre_bn_bias",
 )
 
 
@@ -59,6 +59,11 @@ class Config:
     residual: bool = option(True, "Whether to add a residual connection every 2 layers")
     batch_norm: bool = option(True, "Use batch_normalization")
     max_norm: bool = option(True, "Apply maxnorm constraint to the weights")
+    # Off: the release's layers. On: no bias in the linear layers that feed batch norm,
+    # whose gradient is only rounding noise (docs/faithfulness.md §11).
+    remove_pre_bn_bias: bool = option(False, "Leave out the bias of every linear layer "
+                                      "followed by batch norm (batch norm's beta is the "
+                                      "offset); the release had it")
     predict_14: bool = option(False, "predict 14 joints")
     num_models: int = option(5, "K, the number of Gaussian kernels / hypotheses", at_least=1)
     dirichlet_prior: bool = option(True, "Add the Dirichlet prior on the mixing weights")
@@ -81,8 +86,13 @@ class Config:
     train_dir: str = option("experiments/mdm", "Training directory: checkpoints, log, "
                             "summaries, results")
     load_dir: str = option("", "Directory of the checkpoint for --test/--sample "
-                           "(default: --train_dir)")
+                           "(default: --train_dir); when training into a --train_dir "
+                           "without checkpoints, the run starts from this directory's")
     load: int = option(0, "Global step of the checkpoint to load (0 = latest)", at_least=0)
+    # Training from another directory's checkpoint (mdm/checkpoint/warm_start.py).
+    fresh_optimizer: bool = option(False, "When training starts from --load_dir's "
+                                   "checkpoint: its weights only, a fresh Adam at step 0 "
+                                   "(default: also its Adam state, step and epoch)")
     test: bool = option(False, "Evaluate a checkpoint")
     sample: bool = option(False, "Draw the hypotheses of test frames")
     sample_figures: int = option(20, "Figures per test sequence and camera in --sample",

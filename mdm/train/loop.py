@@ -1,7 +1,8 @@
 """Training with Keras `fit` (docs/faithfulness.md §2): Adam with the release's continuous
 exponential decay, a checkpoint and a per-action evaluation after every epoch, a text log
 and TensorBoard summaries. Running the same command again resumes from the latest
-checkpoint in train_dir.
+checkpoint in train_dir; a new train_dir with --load_dir elsewhere starts from that
+directory's checkpoint (mdm.checkpoint.warm_start).
 """
 
 import contextlib
@@ -13,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from mdm.checkpoint import store as checkpoint_store
+from mdm.checkpoint import warm_start
 from mdm.core import faults
 from mdm.core.errors import UserError, first_line
 from mdm.data import splits
@@ -129,6 +131,25 @@ def _resume(store, config):
     return 0
 
 
+def _starting_epoch(store, config):
+    """Restore where training starts and return its epoch: train_dir's own newest
+    checkpoint (resume); else, with --load_dir naming another directory, the checkpoint
+    --load of that one (mdm.checkpoint.warm_start); else nothing (epoch 0)."""
+    elsewhere = warm_start.loads_elsewhere(config)
+    if checkpoint_store.available_steps(config.train_dir):
+        if elsewhere:
+            LOG.warning("%s already has checkpoints: resuming from its own, not from "
+                        "--load_dir %s", config.train_dir, config.load_dir)
+        elif config.load:
+            LOG.warning("--load %d is not used: training resumes from the newest checkpoint "
+                        "of %s (to start from another run's checkpoint, give its directory "
+                        "as --load_dir and a new --train_dir)", config.load, config.train_dir)
+        return _resume(store, config)
+    if elsewhere:
+        return warm_start.restore_initial_checkpoint(store, config)
+    return 0
+
+
 def train(config, locked_by_caller=False):
     """Train (or resume) in config.train_dir; returns a keras History of the epochs run
     (None if there was nothing to do).
@@ -163,7 +184,7 @@ def _train_in_locked_dir(config):
                                                                            config.distribute),
                                             model, optimizer, stats,
                                             max_to_keep=config.max_to_keep)
-        first_epoch = _resume(store, config)
+        first_epoch = _starting_epoch(store, config)
     writes_outputs = distribute.writes_outputs(config.distribute)
     if writes_outputs:
         checkpoint_store.write_config(config.train_dir, config)
