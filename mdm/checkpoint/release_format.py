@@ -147,24 +147,42 @@ def restore_release(model, path, num_layers, batch_norm=True):
     shapes = _variable_shapes(path)
     weights = model_weights(model)
     names = release_name_map(num_layers, batch_norm)
-    problems = _coverage_problems(weights, names, shapes)
+    folded = _folded_biases(weights, names)
+    problems = _coverage_problems(weights, names, shapes,
+                                  also_used={names[bias] for bias in folded})
     if problems:
         raise UserError(f"{path} does not match the model: {'; '.join(problems)}")
-    values = _read_values(path, [names[keras_path] for keras_path in weights])
+    values = _read_values(path, [names[p] for p in weights] + [names[b] for b in folded])
+    for bias, moving_mean in folded.items():
+        # In front of batch norm a bias b only shifts what the mean subtracts:
+        # BN(x + b) with moving mean m is BN(x) with moving mean m - b (and in training
+        # the batch mean absorbs b), so the model without it computes the same function.
+        values[names[moving_mean]] = values[names[moving_mean]] - values[names[bias]]
     for keras_path, variable in weights.items():
         variable.assign(values[names[keras_path]].astype(variable.dtype))
-    LOG.info("restored %d variables from the released TF1 checkpoint %s", len(weights), path)
+    LOG.info("restored %d variables from the released TF1 checkpoint %s%s", len(weights), path,
+             f" ({len(folded)} pre-batch-norm biases folded into the moving means)"
+             if folded else "")
 
 
-def _coverage_problems(weights, names, shapes):
-    """Human-readable lines for unmapped, missing, mis-shaped and unexpected variables."""
+def _folded_biases(weights, names):
+    """{pre-batch-norm bias path: its batch norm's moving-mean path} for the biases the
+    model leaves out (--remove_pre_bn_bias) but the release's checkpoint holds."""
+    return {path: path.replace("/dense/bias", "/bn/moving_mean") for path in names
+            if path.endswith("/dense/bias") and path not in weights
+            and path.replace("/dense/bias", "/bn/moving_mean") in weights}
+
+
+def _coverage_problems(weights, names, shapes, also_used=()):
+    """Human-readable lines for unmapped, missing, mis-shaped and unexpected variables
+    (`also_used`: TF1 names read without a model variable of their own)."""
     unmapped = sorted(set(weights) - set(names))
     missing = sorted(names[p] for p in weights if p in names and names[p] not in shapes)
     wrong_shape = [f"{names[p]} is {list(shapes[names[p]])} in the checkpoint but "
                    f"{list(v.shape)} in the model" for p, v in sorted(weights.items())
                    if p in names and names[p] in shapes
                    and tuple(shapes[names[p]]) != tuple(v.shape)]
-    used = {names[p] for p in weights if p in names}
+    used = {names[p] for p in weights if p in names} | set(also_used)
     unexpected = sorted(name for name in shapes
                         if name not in used and not _TRAINING_STATE.search(name))
     problems = []

@@ -21,13 +21,14 @@ class MixtureDensityNetwork(keras.Model):
     def __init__(self, output_dim, linear_size=1024, num_layers=2, residual=True,
                  batch_norm=True, max_norm=True, dropout=0.5, num_models=5,
                  dirichlet_prior=True, miss_num=0, use_fp16=False, seed=None,
-                 synchronized_bn=False, **kwargs):
+                 synchronized_bn=False, pre_bn_bias=True, **kwargs):
         super().__init__(**kwargs)
         policy = "mixed_float16" if use_fp16 else "float32"
         self.output_dim, self.num_models = output_dim, num_models
         self.dirichlet_prior, self.miss_num = dirichlet_prior, miss_num
         unit = dict(units=linear_size, max_norm=max_norm, batch_norm=batch_norm,
-                    keep_prob=dropout, synchronized=synchronized_bn, dtype=policy)
+                    keep_prob=dropout, synchronized=synchronized_bn, pre_bn_bias=pre_bn_bias,
+                    dtype=policy)
         self.stem = LinearUnit(name="stem", **unit)
         # One attribute per block: a Python list of layers is invisible to
         # tf.train.Checkpoint under Keras 3, so its variables would not be saved.
@@ -119,7 +120,7 @@ def build_model(config, output_dim):
         dropout=config.dropout, num_models=config.num_models,
         dirichlet_prior=config.dirichlet_prior, miss_num=config.miss_num,
         use_fp16=config.use_fp16, seed=config.seed, synchronized_bn=bool(config.distribute),
-        name="linear_model")
+        pre_bn_bias=not config.remove_pre_bn_bias, name="linear_model")
     model(tf.zeros([1, 32]), training=False)
     return model
 
