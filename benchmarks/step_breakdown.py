@@ -13,7 +13,10 @@ default), on a fixed random batch so that the input pipeline is excluded:
 - the forward and backward pass without the update, and the Adam update alone (bound by
   memory traffic: 4.5 M parameters, 7 float32 reads and writes each);
 - the ceiling: the step's matmul FLOPs at the measured forward matmul rate, i.e. the time
-  of the matrix products alone, without the update or anything else.
+  of the matrix products alone, without the update or anything else;
+- the release's training step on the same batch, measured here too: its graph rebuilt in
+  tf.compat.v1 (benchmarks/release_graph.py), fed through feed_dict with everything it
+  fetched back; every `speedup_vs_release_*` figure is a ratio to that measured time.
 """
 
 import argparse
@@ -25,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from bench import device_name, report  # the script's own folder, benchmarks/
+from release_graph import ReleaseGraph
 
 from mdm.core.config import Config
 from mdm.model.network import build_model
@@ -100,6 +104,23 @@ def forward_backward_and_adam_ms(config, batch, repeats):
     return best_ms(gradients, repeats), best_ms(update, repeats)
 
 
+def release_step_ms(batch, repeats, rounds=5, warmup=10):
+    """Best over `rounds` of the mean time of the release's step on one fixed batch,
+    fed as the float64 numpy arrays its batches were."""
+    inputs, targets = (t.numpy().astype(np.float64) for t in _batch(batch))
+    graph = ReleaseGraph(output_dim=OUTPUT_DIM)
+    for _ in range(warmup):
+        graph.step(inputs, targets)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            graph.step(inputs, targets)
+        best = min(best, (time.perf_counter() - start) / repeats * 1000)
+    graph.close()
+    return best
+
+
 def matmul_flops(config, batch):
     """Multiply-adds x 2 of one step: forward, input gradient and weight gradient."""
     widths = ([(32, config.linear_size)] + [(config.linear_size, config.linear_size)]
@@ -125,7 +146,7 @@ def breakdown(batch, repeats):
     figures["step_matmul_gflop"] = flops / 1e9
     figures["matmul_gflop_per_s"] = matmul_rate / 1e9
     figures["step_matmul_ms"] = flops / matmul_rate * 1e3
-    release_ms = 28.0  # REFERENCE: the release's step at batch 64 on this kind of CPU
+    release_ms = release_step_ms(batch, repeats)
     figures["release_ms"] = release_ms
     figures["speedup_vs_release_train_step"] = release_ms / figures["train_step_ms_all_features"]
     figures["speedup_vs_release_without_features"] = (

@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end and write every figure the performance issue
-names. Smoke tests only: tests never assert a time."""
+names, the release's step measured in the same process; the bias-drift comparison runs
+both implementations. Smoke tests only: tests never assert a time."""
 
 import json
 import math
@@ -7,16 +8,19 @@ import os
 import subprocess
 import sys
 
+import pytest
 from cli_helpers import REPO
+
+pytestmark = pytest.mark.slow  # every test here starts a subprocess
 
 BENCH_KEYS = ("train_samples_per_s_b64", "train_samples_per_s_large", "eval_seconds",
               "infer_ms_b1", "infer_ms_b1024", "prep_seconds_cold", "prep_seconds_cached",
               "peak_rss_mb", "device", "tensorflow", "command", "plain_keras_samples_per_s_b64",
-              "speedup_vs_release_b64")
+              "speedup_vs_release_b64", "release_samples_per_s_b64", "release_ms_per_step_b64")
 BREAKDOWN_KEYS = ("matmul_ms_forward_xW", "matmul_ms_input_grad_transpose_b",
                   "matmul_ms_input_grad_linear_ops", "train_step_ms_all_features",
                   "train_step_ms_no_max_norm_bn_dropout", "adam_update_ms", "step_matmul_ms",
-                  "speedup_vs_release_matmul_only")
+                  "speedup_vs_release_matmul_only", "release_ms", "speedup_vs_release_train_step")
 
 
 def _run_script(name, *args):
@@ -55,3 +59,17 @@ def test_step_breakdown_writes_every_figure(tmp_path):
     _run_script("step_breakdown.py", "--json", str(out), "--repeats", "1")
     figures = _check_figures(out, BREAKDOWN_KEYS)
     assert figures["batch_size"] == 64 and figures["step_matmul_gflop"] > 1.0
+
+
+def test_bias_drift_compares_both_implementations(tmp_path, synthetic_h36m):
+    data_dir = synthetic_h36m(8, 5)
+    out = tmp_path / "drift.json"
+    _run_script("bias_drift.py", "--data_dir", data_dir, "--work_dir", str(tmp_path / "work"),
+                "--train_subjects", "1,5,6,7,8", "--test_subjects", "9,11",
+                "--linear_size", "16", "--lag_samples", "64", "--json", str(out))
+    with open(out) as handle:
+        figures = json.load(handle)
+    for name in ("project", "release"):
+        assert len(figures[name]["lag"]) == 5 and len(figures[name]["bias_grad_rms"]) == 5
+        assert math.isfinite(figures[name]["mpjpe_p1"]["best"])
+        assert all(value > 0 for value in figures[name]["bias_grad_rms"].values())
