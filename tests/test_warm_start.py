@@ -165,10 +165,11 @@ def test_train_dir_with_checkpoints_resumes_from_its_own(data_dir, first, tmp_pa
     (dict(load_dir="missing"), r"no checkpoint in .*missing \(no such directory\)"),
     (dict(linear_size=32), r"other architecture flags: --linear_size=32 \(checkpoint: 24\)"),
     (dict(epochs=1), r"was trained for 1 epochs and --epochs 1 is the total to reach"),
+    (dict(load_dir="", load=10), r"--load 10: .*tuned has no checkpoint to start from"),
 ])
 def test_mistakes_are_one_clear_error(data_dir, first, tmp_path, change, message):
     values = dict(load_dir=first.train_dir, epochs=2)
-    values.update({key: (str(tmp_path / value) if key == "load_dir" else value)
+    values.update({key: (str(tmp_path / value) if key == "load_dir" and value else value)
                    for key, value in change.items()})
     tuned = tiny_config(data_dir, tmp_path / "tuned", **values)
     with pytest.raises(UserError, match=message):

@@ -147,6 +147,10 @@ def _starting_epoch(store, config):
         return _resume(store, config)
     if elsewhere:
         return warm_start.restore_initial_checkpoint(store, config)
+    if config.load:
+        raise UserError(f"--load {config.load}: {config.train_dir} has no checkpoint to start "
+                        "from (to start from another run's checkpoint, give its directory as "
+                        "--load_dir)")
     return 0
 
 
