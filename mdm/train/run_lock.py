@@ -26,6 +26,8 @@ def exclusive_train_dir(train_dir):
     """Hold train_dir's lock for the `with` block, or raise a UserError naming the pid of
     the process that holds it. Creates train_dir if needed; writes nothing else there."""
     path = os.path.join(train_dir, LOCK_FILE)
+    if os.path.exists(train_dir) and not os.path.isdir(train_dir):
+        raise UserError(f"cannot lock {train_dir}: it is not a directory")
     try:
         os.makedirs(train_dir, exist_ok=True)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
