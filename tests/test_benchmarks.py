@@ -14,6 +14,7 @@ from cli_helpers import REPO
 pytestmark = pytest.mark.slow  # every test here starts a subprocess
 
 BENCH_KEYS = ("train_samples_per_s_b64", "train_samples_per_s_large", "eval_seconds",
+              "eval_seconds_all_columns", "eval_all_columns_ratio",
               "infer_ms_b1", "infer_ms_b1024", "prep_seconds_cold", "prep_seconds_cached",
               "peak_rss_mb", "device", "tensorflow", "command", "plain_keras_samples_per_s_b64",
               "speedup_vs_release_b64", "release_samples_per_s_b64", "release_ms_per_step_b64")
@@ -73,3 +74,6 @@ def test_bias_drift_compares_both_implementations(tmp_path, synthetic_h36m):
         assert len(figures[name]["lag"]) == 5 and len(figures[name]["bias_grad_rms"]) == 5
         assert math.isfinite(figures[name]["mpjpe_p1"]["best"])
         assert all(value > 0 for value in figures[name]["bias_grad_rms"].values())
+        # Rounding noise of an analytically zero gradient, at the same weights in both.
+        check = figures["gradient_check"][name]
+        assert len(check) == 5 and all(0 < value < 1e-3 for value in check.values())
