@@ -66,7 +66,23 @@ def setup_logging(train_dir, to_file):
 
 def run(config, explicit=frozenset()):
     """Train, test or sample as `config` says; `explicit` names the fields the user gave
-    as flags (only those may contradict a checkpoint's recorded architecture)."""
+    as flags (only those may contradict a checkpoint's recorded architecture).
+
+    A training holds train_dir's lock from the start, before its log file is opened, so
+    a second training refused on a busy train_dir writes nothing there."""
+    import contextlib
+
+    from mdm.train import distribute, run_lock
+    trains = not (config.test or config.sample)
+    lock = (run_lock.exclusive_train_dir(config.train_dir)
+            if trains and distribute.writes_outputs(config.distribute)
+            else contextlib.nullcontext())
+    with lock:
+        return run_locked(config, explicit, locked=trains)
+
+
+def run_locked(config, explicit, locked):
+    """`run` once train_dir is this training's (`locked`) or not needed."""
     import tensorflow as tf
     from mdm.checkpoint import loading
     from mdm.data.synthetic import h36m_writer
@@ -101,7 +117,7 @@ def run(config, explicit=frozenset()):
     # architecture recorded there stands for the flags left at their defaults.
     config = loading.with_saved_architecture(config, explicit,
                                              loading.training_source_directory(config))
-    return training_loop.train(config)
+    return training_loop.train(config, locked_by_caller=locked)
 
 
 def resume_hint(config):

@@ -108,6 +108,8 @@ def test_second_training_on_a_busy_train_dir_stops_and_writes_nothing(synthetic_
         assert "training on" not in second.stderr and "resuming" not in second.stderr
         assert first.poll() is None  # the first run goes on
         assert len(os.listdir(os.path.join(train_dir, "summary"))) == 1  # the first's events
+        with open(os.path.join(train_dir, "log", "log.txt")) as log:
+            assert log.read().count("data: ") == 1  # nothing of the second run in the log
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=60)
