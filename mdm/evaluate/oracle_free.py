@@ -20,8 +20,9 @@ from mdm.evaluate import selection
 # -log(mixing weight) per frame; 0 is "most probable in every frame".
 SMOOTHNESS_CANDIDATES = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 # For a user's own video (Lifter.predict_sequence), where no training split is at hand:
-# the value chosen on the real Human3.6M training subjects (README, Results).
-DEFAULT_SMOOTHNESS = 0.03
+# the value chosen on the real Human3.6M training subjects with ground-truth 2D input
+# (0.003 with stacked-hourglass detections; README, Results).
+DEFAULT_SMOOTHNESS = 0.01
 # Candidate weights, in mm per nat, of -log(mixing weight) against the views' summed
 # pairwise MPJPE in the multi-view choice; 0 is agreement alone.
 VIEW_PRIOR_CANDIDATES = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
