@@ -19,10 +19,12 @@ line's code), once with the release's graph rebuilt in tf.compat.v1
   as in training (batch statistics, no dropout);
 
 and the per-action Protocol #1 error on the test subjects (best, most probable).
+
+The gradient check (--gradient_batches) then puts this project's trained weights into the
+release's graph and compares the two implementations' bias gradients on the same batches.
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -146,6 +148,38 @@ def train_release(config, inputs, targets, directory):
     return path
 
 
+def gradient_check(config, path, inputs, targets, batches):
+    """{implementation: {bias path: RMS gradient}} of both implementations at the same
+    weights (this project's trained ones) on the same `batches` training batches. The
+    gradient is analytically 0, so both are rounding noise."""
+    model, _ = load_model(os.path.dirname(path), int(path.rsplit("-", 1)[1]), config)
+    weights = release_format.model_weights(model)
+    names = release_format.release_name_map(config.num_layers)
+    graph = ReleaseGraph(output_dim=targets.shape[1], linear_size=config.linear_size,
+                         num_layers=config.num_layers, num_models=config.num_models,
+                         dropout=config.dropout, dirichlet_prior=config.dirichlet_prior)
+    graph.assign({names[p]: variable.numpy() for p, variable in weights.items()})
+    biases = pre_bn_bias_paths(config.num_layers)
+    averages = [v for v in model.variables if "moving" in v.path]
+    kept = [v.numpy() for v in averages]
+    squares = {"project": np.zeros(len(biases)), "release": np.zeros(len(biases))}
+    rng = np.random.default_rng(config.seed)
+    for _ in range(batches):
+        rows = rng.permutation(len(inputs))[: config.batch_size]
+        x, y = tf.constant(inputs[rows]), tf.constant(targets[rows])
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss_value(y, model(x, training=True))
+        ours = tape.gradient(loss, [weights[p] for p in biases])
+        for variable, value in zip(averages, kept):  # a training call moved them
+            variable.assign(value)
+        theirs = graph.bias_gradients(inputs[rows], targets[rows])
+        squares["project"] += [float(np.mean(g.numpy() ** 2)) for g in ours]
+        squares["release"] += [float(np.mean(theirs[names[p]] ** 2)) for p in biases]
+    graph.close()
+    return {name: dict(zip(biases, np.sqrt(total / batches).tolist()))
+            for name, total in squares.items()}
+
+
 def evaluate(model, stats, test_set, config):
     predictor = prediction.make_predictor(model, jit_compile=False)
     results, _ = prediction.evaluate(predictor, stats, test_set, config, procrustes=False)
@@ -187,6 +221,8 @@ def parse_args(argv):
                         help="for this project's run (the release always had the biases)")
     parser.add_argument("--lag_samples", type=int, default=8192)
     parser.add_argument("--implementations", default="project,release")
+    parser.add_argument("--gradient_batches", type=int, default=20,
+                        help="batches of the gradient check at identical weights (0: none)")
     parser.add_argument("--json", default="")
     return parser.parse_args(argv)
 
@@ -215,9 +251,13 @@ def main(argv=None):
             training_loop.train(config)
             step = checkpoint_store.available_steps(config.train_dir)[-1]
             path = os.path.join(config.train_dir, f"checkpoint-{step}")
-        figures[name] = measure(name, dataclasses.replace(config), path, inputs, test_set,
-                                args.lag_samples)
+        figures[name] = measure(name, config, path, inputs, test_set, args.lag_samples)
         print(name, json.dumps(figures[name], indent=1), flush=True)
+        if name == "project" and args.gradient_batches and not config.remove_pre_bn_bias:
+            figures["gradient_check"] = gradient_check(config, path, inputs, targets,
+                                                       args.gradient_batches)
+            print("gradient_check", json.dumps(figures["gradient_check"], indent=1),
+                  flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=2)
