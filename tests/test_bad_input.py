@@ -13,6 +13,8 @@ from mdm.core.config import Config
 from mdm.core.errors import UserError
 from mdm.train import loop as training_loop
 
+pytestmark = pytest.mark.slow  # every test here runs the command line in a subprocess
+
 TINY = ["--linear_size", "16", "--num_layers", "1", "--batch_size", "32", "--verbose", "0",
         "--action", "Walking", "--epochs", "1"]
 

@@ -113,6 +113,7 @@ def test_restore_into_another_architecture_fails(saved, overrides):
         store.restore(paths[100], partial=True)
 
 
+@pytest.mark.slow
 def test_resume_restores_optimizer_state(tmp_path):
     def make():
         model = build_model(CONFIG, 48)

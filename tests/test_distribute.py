@@ -16,6 +16,8 @@ from mdm.core.errors import UserError
 from mdm.data import pipeline
 from mdm.train import distribute
 
+pytestmark = pytest.mark.slow  # every test here trains models, most in subprocesses
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from cli_helpers import error_line, run_cli
 
+pytestmark = pytest.mark.slow  # every test here runs the command line in a subprocess
+
 SMALL_NET = ["--linear_size", "32", "--num_layers", "1", "--batch_size", "32",
              "--verbose", "0", "--jit_compile=false"]
 

@@ -74,6 +74,7 @@ def _mpii(pixels):
     return pixels[:, [INPUT_NAMES.index(name) for name in skeleton.SH_NAMES]]
 
 
+@pytest.mark.slow
 def test_cli_export_reloads_in_a_fresh_process(capsys, lifter_dir, lifter, tmp_path):
     """--export next to an MPII-order --input: the SavedModel takes that order."""
     pixels = _pixels(lifter)
@@ -137,6 +138,7 @@ def _poses_the_cli_refuses_or_takes(lifter):
     return pixels, np.array(accepted)
 
 
+@pytest.mark.slow
 def test_saved_model_flags_the_poses_the_cli_refuses(lifter, tmp_path):
     """Plain tf.saved_model.load in a fresh process: `valid` is False exactly where
     Lifter.predict refuses the pose, whose poses_3d, weights and scales are then NaN; the

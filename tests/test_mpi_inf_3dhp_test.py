@@ -158,6 +158,7 @@ def test_train_and_test_on_mpi_inf_3dhp(mpi_npz, tmp_path):
                         during_training[scene]["best"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_command_line_cross_dataset_evaluation(h36m_model, mpi_npz, tmp_path):
     step = checkpoint_store.available_steps(h36m_model)[-1]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")

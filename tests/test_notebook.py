@@ -10,6 +10,8 @@ from nbclient import NotebookClient
 
 from mdm.data.synthetic import mpi_writer
 
+pytestmark = pytest.mark.slow  # the notebook runs in a kernel process and trains
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "train.ipynb"
 

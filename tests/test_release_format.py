@@ -274,6 +274,7 @@ def test_lifter_needs_statistics_for_a_release_checkpoint(replica):
         Lifter.load(os.path.dirname(replica.path), STEP)
 
 
+@pytest.mark.slow
 def test_infer_cli_on_a_release_checkpoint(capsys, replica, test_mode, tmp_path):
     pixels = np.random.default_rng(3).normal(500, 100, (2, 16, 2))
     np.save(tmp_path / "in.npy", pixels)

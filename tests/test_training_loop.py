@@ -47,6 +47,7 @@ def results(train_dir):
         return json.load(handle)["results"]
 
 
+@pytest.mark.slow
 def test_resume_matches_uninterrupted_run(data_dir, tmp_path):
     straight = tiny_config(data_dir, tmp_path / "straight", miss_num=1)
     training_loop.train(straight)
@@ -62,6 +63,7 @@ def test_resume_matches_uninterrupted_run(data_dir, tmp_path):
     assert results(straight.train_dir) == results(resumed.train_dir)
 
 
+@pytest.mark.slow
 def test_steps_per_execution_trains_the_same_steps(data_dir, tmp_path):
     """--steps_per_execution 3 with 10 steps per epoch (320 Walking samples / 32): every
     epoch still takes exactly its 10 batches, so the run equals the one-step run."""
@@ -78,6 +80,7 @@ def test_steps_per_execution_trains_the_same_steps(data_dir, tmp_path):
                                    atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_every_epoch_dataset_shares_one_copy_of_the_data(data_dir, tmp_path, monkeypatch):
     """One fit() per epoch builds one dataset per epoch; they must all gather from the same
     tensors (a copy per epoch grew memory by ~0.25 GB an epoch on real Human3.6M)."""
@@ -96,6 +99,7 @@ def test_every_epoch_dataset_shares_one_copy_of_the_data(data_dir, tmp_path, mon
         assert inputs is seen[0][0] and targets is seen[0][1]
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_differs(data_dir, tmp_path):
     first = tiny_config(data_dir, tmp_path / "a", epochs=1)
     second = tiny_config(data_dir, tmp_path / "b", epochs=1)
@@ -106,6 +110,7 @@ def test_same_seed_same_numbers_other_seed_differs(data_dir, tmp_path):
     assert results(first.train_dir) != results(other.train_dir)
 
 
+@pytest.mark.slow
 def test_nothing_to_do_when_already_trained(data_dir, tmp_path):
     config = tiny_config(data_dir, tmp_path / "done", epochs=1)
     training_loop.train(config)
@@ -121,6 +126,7 @@ def test_learning_rate_follows_release_decay():
                                    rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     config = tiny_config(data_dir, tmp_path / "nan", epochs=1)
     training_loop.train(config)
