@@ -1,6 +1,6 @@
 """Evaluation on the MPI-INF-3DHP test set (docs/faithfulness.md §8), e.g. of a Human3.6M-trained
 checkpoint: 3DPCK at 150 mm, AUC over thresholds 0-150 mm in 5 mm steps and MPJPE, over
-the evaluation joints (the 17; 15 with --predict_14), per scene (GS, noGS, Outdoor) and
+the evaluation joints (the 17; the 14 predicted ones with --predict_14), per scene (GS, noGS, Outdoor) and
 over all frames, for the best-of-K and the most probable hypothesis (docs/faithfulness.md §3).
 
 The 2D input is normalised with the checkpoint's training statistics ("checkpoint", the
