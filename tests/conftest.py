@@ -30,7 +30,7 @@ def synthetic_h36m(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def h36m_sample_dir():
-    """../shared/data/h36m_sample relative to the repository root, or skip."""
+    """The real Human3.6M excerpt in shared/data/h36m_sample beside the repository, or skip."""
     path = SHARED_DATA / "h36m_sample"
     if not (path / "cameras.h5").is_file():
         pytest.skip(f"real Human3.6M excerpt not found at {path}")

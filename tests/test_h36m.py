@@ -1,5 +1,5 @@
 """The Human3.6M loader (mdm.data.h36m) and the split cache (mdm.data.splits): on the real excerpt
-in ../shared/data/h36m_sample when it exists, and on small fake datasets written with h5py
+beside the repository (shared/data/h36m_sample) when it exists, and on small fake datasets written with h5py
 in the 3d-pose-baseline layout of docs/faithfulness.md §1."""
 
 import logging
