@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from cli_helpers import error_line, run_cli
+from training_helpers import tiny_config
 
 from mdm.checkpoint import store as checkpoint_store
 from mdm.core.config import Config
@@ -24,14 +25,6 @@ from mdm.train.optimizer import learning_rate_schedule
 @pytest.fixture(scope="module")
 def data_dir(synthetic_h36m):
     return synthetic_h36m(8, 5)
-
-
-def tiny_config(data_dir, train_dir, **overrides):
-    values = dict(data_dir=data_dir, train_dir=str(train_dir), linear_size=24, num_layers=1,
-                  batch_size=32, epochs=2, verbose=0, jit_compile=False, seed=7,
-                  action="Walking")
-    values.update(overrides)
-    return Config(**values)
 
 
 def final_weights(train_dir):

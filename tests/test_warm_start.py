@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from test_release_format import ReleaseReplica
+from training_helpers import tiny_config
 
 from mdm.checkpoint import release_format
 from mdm.checkpoint import store as checkpoint_store
 from mdm.checkpoint.loading import load_model
-from mdm.core.config import Config
 from mdm.core.errors import UserError
 from mdm.data import splits
 from mdm.data.normalization import NormStats
@@ -28,15 +28,6 @@ pytestmark = pytest.mark.slow  # every test here trains
 @pytest.fixture(scope="module")
 def data_dir(synthetic_h36m):
     return synthetic_h36m(8, 5)
-
-
-def tiny_config(data_dir, train_dir, **overrides):
-    """10 steps of 32 per epoch (320 Walking samples)."""
-    values = dict(data_dir=data_dir, train_dir=str(train_dir), linear_size=24, num_layers=1,
-                  batch_size=32, epochs=2, verbose=0, jit_compile=False, seed=7,
-                  action="Walking")
-    values.update(overrides)
-    return Config(**values)
 
 
 def checkpoint_values(train_dir, step=None):
