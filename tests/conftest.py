@@ -29,6 +29,21 @@ def synthetic_h36m(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_trained_dir(synthetic_h36m, tmp_path_factory):
+    """A tiny model (16 units, 1 block) trained for one epoch on Walking of the 8-frame
+    synthetic set (seed 2), with config.json: the command-line tests' checkpoint. Tests
+    that damage it work on a copy."""
+    from mdm.core.config import Config
+    from mdm.train import loop as training_loop
+
+    train_dir = str(tmp_path_factory.mktemp("tiny_trained"))
+    training_loop.train(Config(data_dir=synthetic_h36m(8, 2), train_dir=train_dir,
+                               linear_size=16, num_layers=1, batch_size=32, epochs=1,
+                               verbose=0, action="Walking", jit_compile=False))
+    return train_dir
+
+
+@pytest.fixture(scope="session")
 def h36m_sample_dir():
     """The real Human3.6M excerpt in shared/data/h36m_sample beside the repository, or skip."""
     path = SHARED_DATA / "h36m_sample"

@@ -25,12 +25,8 @@ def data_dir(synthetic_h36m):
 
 
 @pytest.fixture(scope="module")
-def trained_dir(data_dir, tmp_path_factory):
-    train_dir = str(tmp_path_factory.mktemp("trained"))
-    config = Config(data_dir=data_dir, train_dir=train_dir, linear_size=16, num_layers=1,
-                    batch_size=32, epochs=1, verbose=0, action="Walking", jit_compile=False)
-    training_loop.train(config)
-    return train_dir
+def trained_dir(tiny_trained_dir):
+    return tiny_trained_dir
 
 
 def test_empty_data_dir(tmp_path):

@@ -15,7 +15,6 @@ import time
 import pytest
 from cli_helpers import REPO, error_line, finish_cli, run_cli, start_cli
 
-from mdm.core.config import Config
 
 TINY = {"linear_size": 16, "num_layers": 1, "batch_size": 32, "epochs": 1, "verbose": 0,
         "action": "Walking"}
@@ -32,12 +31,8 @@ def data_dir(synthetic_h36m):
 
 
 @pytest.fixture(scope="module")
-def trained_dir(data_dir, tmp_path_factory):
-    """A tiny model trained for one epoch: its train_dir, with config.json."""
-    from mdm.train import loop as training_loop
-    train_dir = str(tmp_path_factory.mktemp("trained"))
-    training_loop.train(Config(data_dir=data_dir, train_dir=train_dir, **TINY))
-    return train_dir
+def trained_dir(tiny_trained_dir):
+    return tiny_trained_dir
 
 
 def latest_step(train_dir):
