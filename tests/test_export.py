@@ -74,6 +74,17 @@ def _mpii(pixels):
     return pixels[:, [INPUT_NAMES.index(name) for name in skeleton.SH_NAMES]]
 
 
+
+def serve_in_fresh_process(saved, tmp_path):
+    """Run the SavedModel on tmp_path/pixels.npy with plain TensorFlow in a new process;
+    its outputs land in tmp_path/served.npz."""
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, saved, str(tmp_path / "pixels.npy"),
+         str(tmp_path / "served.npz")],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert result.returncode == 0, result.stderr
+
 @pytest.mark.slow
 def test_cli_export_reloads_in_a_fresh_process(capsys, lifter_dir, lifter, tmp_path):
     """--export next to an MPII-order --input: the SavedModel takes that order."""
@@ -84,12 +95,7 @@ def test_cli_export_reloads_in_a_fresh_process(capsys, lifter_dir, lifter, tmp_p
                        str(tmp_path / "out.npz"), "--export", saved]) == 0
     assert "SavedModel written" in capsys.readouterr().out
     np.save(tmp_path / "pixels.npy", _mpii(pixels).astype(np.float32))
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, saved, str(tmp_path / "pixels.npy"),
-         str(tmp_path / "served.npz")],
-        cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
-    assert result.returncode == 0, result.stderr
+    serve_in_fresh_process(saved, tmp_path)
     with pytest.warns(UserWarning):
         want = lifter.predict(pixels)
     with np.load(tmp_path / "served.npz") as outputs:
@@ -147,12 +153,7 @@ def test_saved_model_flags_the_poses_the_cli_refuses(lifter, tmp_path):
     assert accepted.tolist() == [True, False, False, False, False, True, True, False, True]
     saved = export.export_saved_model(lifter, str(tmp_path / "served"))
     np.save(tmp_path / "pixels.npy", pixels)
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, saved, str(tmp_path / "pixels.npy"),
-         str(tmp_path / "served.npz")],
-        cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
-    assert result.returncode == 0, result.stderr
+    serve_in_fresh_process(saved, tmp_path)
     with np.load(tmp_path / "served.npz") as served:
         outputs = dict(served)
     assert outputs["valid"].dtype == bool
