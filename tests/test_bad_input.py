@@ -24,11 +24,6 @@ def data_dir(synthetic_h36m):
     return synthetic_h36m(8, 2)
 
 
-@pytest.fixture(scope="module")
-def trained_dir(tiny_trained_dir):
-    return tiny_trained_dir
-
-
 def test_empty_data_dir(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -52,10 +47,10 @@ def test_train_dir_not_writable(data_dir, tmp_path):
     assert str(blocker) in line
 
 
-def test_truncated_checkpoint_in_test_mode(data_dir, trained_dir, tmp_path):
+def test_truncated_checkpoint_in_test_mode(data_dir, tiny_trained_dir, tmp_path):
     import shutil
     broken = tmp_path / "broken"
-    shutil.copytree(trained_dir, broken)
+    shutil.copytree(tiny_trained_dir, broken)
     step = checkpoint_store.available_steps(str(broken))[-1]
     data_file = glob.glob(str(broken / f"checkpoint-{step}.data-*"))[0]
     with open(data_file, "r+b") as handle:
@@ -65,11 +60,11 @@ def test_truncated_checkpoint_in_test_mode(data_dir, trained_dir, tmp_path):
     assert f"checkpoint-{step}" in line
 
 
-def test_full_disk_while_saving_keeps_previous_checkpoint(data_dir, trained_dir, tmp_path,
+def test_full_disk_while_saving_keeps_previous_checkpoint(data_dir, tiny_trained_dir, tmp_path,
                                                           monkeypatch):
     import shutil
     train_dir = tmp_path / "full"
-    shutil.copytree(trained_dir, train_dir)
+    shutil.copytree(tiny_trained_dir, train_dir)
     good = checkpoint_store.available_steps(str(train_dir))
     reader = tf.train.load_checkpoint(str(train_dir / f"checkpoint-{good[-1]}"))
     before = reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")
