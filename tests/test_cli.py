@@ -143,7 +143,14 @@ def test_ctrl_c_names_the_last_checkpoint_and_how_to_resume(data_dir, tmp_path):
     train_dir = tmp_path / "interrupted"
     args = ["--data_dir", data_dir, "--train_dir", str(train_dir), "--epochs", "1000",
             *flags_of({name: value for name, value in TINY.items() if name != "epochs"})]
-    process = start_cli(*args, env_extra={"TF_CPP_MIN_LOG_LEVEL": None})
+    # As from a terminal: a shell running the tests in the background (`pytest &`) ignores
+    # SIGINT, an ignored signal stays ignored across exec, and Python then installs no
+    # KeyboardInterrupt handler. A handler set here is reset to the default in the child.
+    previous_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = start_cli(*args, env_extra={"TF_CPP_MIN_LOG_LEVEL": None})
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
     deadline = time.monotonic() + 300
     while not glob.glob(str(train_dir / "checkpoint-*.index")):
         assert process.poll() is None and time.monotonic() < deadline, "no checkpoint"
