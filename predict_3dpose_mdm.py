@@ -10,6 +10,7 @@ and passes it down.
   python predict_3dpose_mdm.py --sample True --load N --load_dir T   # draw figures
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -70,14 +71,9 @@ def run(config, explicit=frozenset()):
 
     A training holds train_dir's lock from the start, before its log file is opened, so
     a second training refused on a busy train_dir writes nothing there."""
-    import contextlib
-
-    from mdm.train import distribute, run_lock
+    from mdm.train import run_lock
     trains = not (config.test or config.sample)
-    lock = (run_lock.exclusive_train_dir(config.train_dir)
-            if trains and distribute.writes_outputs(config.distribute)
-            else contextlib.nullcontext())
-    with lock:
+    with run_lock.training_lock(config) if trains else contextlib.nullcontext():
         return run_locked(config, explicit, locked=trains)
 
 

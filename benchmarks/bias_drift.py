@@ -49,17 +49,10 @@ ADAM_EPSILON = 1e-8
 
 
 def pre_bn_bias_paths(num_layers):
-    """Keras paths (below the model) of the biases that feed batch norm."""
-    paths = ["stem/dense/bias"]
-    for i in range(num_layers):
-        paths += [f"two_linear_{i}/unit_a/dense/bias", f"two_linear_{i}/unit_b/dense/bias"]
-    return paths
-
-
-def _units(model):
-    return [("stem", model.stem)] + [
-        (f"{block.name}/{unit.name}", unit) for block in model.blocks()
-        for unit in (block.first, block.second)]
+    """Keras paths (below the model) of the biases that feed batch norm: every linear
+    unit's, in the release's layer order."""
+    return [path for path in release_format.release_name_map(num_layers, batch_norm=True)
+            if path.endswith("/dense/bias")]
 
 
 def _unit_with_batch_statistics(unit, hidden):

@@ -168,9 +168,9 @@ def restore_release(model, path, num_layers, batch_norm=True):
 def _folded_biases(weights, names):
     """{pre-batch-norm bias path: its batch norm's moving-mean path} for the biases the
     model leaves out (--remove_pre_bn_bias) but the release's checkpoint holds."""
-    return {path: path.replace("/dense/bias", "/bn/moving_mean") for path in names
-            if path.endswith("/dense/bias") and path not in weights
-            and path.replace("/dense/bias", "/bn/moving_mean") in weights}
+    moving_means = {path: path.replace("/dense/bias", "/bn/moving_mean") for path in names
+                    if path.endswith("/dense/bias") and path not in weights}
+    return {bias: mean for bias, mean in moving_means.items() if mean in weights}
 
 
 def _coverage_problems(weights, names, shapes, also_used=()):

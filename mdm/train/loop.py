@@ -163,9 +163,7 @@ def train(config, locked_by_caller=False):
     the caller holds it already (e.g. taken before its log file in train_dir was opened).
     Under --distribute multi_worker only the chief locks: the workers share its train_dir.
     """
-    takes_lock = distribute.writes_outputs(config.distribute) and not locked_by_caller
-    with (run_lock.exclusive_train_dir(config.train_dir) if takes_lock
-          else contextlib.nullcontext()):
+    with contextlib.nullcontext() if locked_by_caller else run_lock.training_lock(config):
         return _train_in_locked_dir(config)
 
 

@@ -14,11 +14,20 @@ import os
 import time
 
 from mdm.core.errors import UserError
+from mdm.train import distribute
 
 LOCK_FILE = "train.lock"
 # The holder writes its pid just after locking: a second run that lands in between waits
 # up to this long to name it.
 _PID_WAIT_SECONDS = 1.0
+
+
+def training_lock(config):
+    """The lock a training holds for its whole run: train_dir's, except in the non-chief
+    tasks of --distribute multi_worker, which share the chief's train_dir."""
+    if not distribute.writes_outputs(config.distribute):
+        return contextlib.nullcontext()
+    return exclusive_train_dir(config.train_dir)
 
 
 @contextlib.contextmanager
