@@ -48,7 +48,8 @@ class Config:
     cameras_path: str = option("", "cameras.h5 (default: <data_dir>/cameras.h5)")
     cache_dir: str = option("", "Where prepared data is cached (default: <train_dir>/cache)")
     train_subjects: tuple = option((1, 5, 6, 7, 8), "Training subjects")
-    test_subjects: tuple = option((9, 11), "Test subjects")
+    test_subjects: tuple = option((9, 11), "Test subjects (\"\" when training: no "
+                                  "per-epoch evaluation)")
     # The release's default was 1 but its corruption call was commented out, so it trained
     # without missing joints; 0 keeps that behaviour now that the flag works
     # (docs/faithfulness.md §4, §10).
@@ -135,6 +136,8 @@ class Config:
         overlap = set(self.train_subjects) & set(self.test_subjects)
         if overlap and not self.test:
             problems.append(f"subjects {sorted(overlap)} are in both the train and test split")
+        if not self.test_subjects and (self.test or self.sample):
+            problems.append("--test_subjects is empty: name the subjects to test on")
         if problems:
             raise UserError("\n".join(problems))
 

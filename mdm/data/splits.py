@@ -98,7 +98,10 @@ def _load_or_build(cache_path, build):
 
 
 def load_splits(config, need_train=True):
-    """(train, test, sh_folder) PoseSets for the configured subjects and actions."""
+    """(train, test, sh_folder) PoseSets for the configured subjects and actions.
+
+    Training with no test subjects (`--test_subjects ""`, e.g. on all five subjects that
+    have 3D) gives test None: no per-epoch evaluation."""
     if config.dataset == mpi_inf_3dhp_npz.DATASET_NAME:  # docs/faithfulness.md §8: npz, no SH folder
         return mpi_inf_3dhp_npz.load_mpi_splits(config, need_train) + ("",)
     data_dir, cameras_path = config.data_dir, config.resolved_cameras_path()
@@ -116,6 +119,8 @@ def load_splits(config, need_train=True):
     camera_table = cams.load_cameras(cameras_path, all_present)
     splits = {}
     for split, split_subjects in present.items():
+        if split == "test" and need_train and not subjects["test"]:
+            continue
         options = {"subjects": split_subjects, "actions": actions, "use_sh": config.use_sh,
                    "sh_folder": sh_folder if config.use_sh else "",
                    "camera_frame": config.camera_frame,
@@ -131,6 +136,9 @@ def load_splits(config, need_train=True):
     if need_train and len(splits["train"]) == 0:
         raise UserError(f"no training samples for subjects {subjects['train']} in {data_dir} "
                         f"({h36m.LAYOUT_HINT})")
+    if need_train and not subjects["test"]:
+        LOG.info("no test subjects: training without a per-epoch evaluation")
+        return splits["train"], None, sh_folder
     if len(splits["test"]) == 0:
         raise UserError(f"no test samples for subjects {subjects['test']} in {data_dir} "
                         "(set --test_subjects to subjects present in the data)")
