@@ -16,6 +16,7 @@ from mdm.model import mixture
 from mdm.model.network import build_model
 from mdm.serve.keypoint_files import INPUT_NAMES
 from mdm.serve.lifter import Lifter, MissingJointsWarning
+import numpy_network
 
 STEP = 11
 K = 5
@@ -53,37 +54,14 @@ def lifter(trained):
     return Lifter.load(trained[0], STEP)
 
 
-def numpy_forward(model, inputs):
-    """The network of docs/faithfulness.md §2 in numpy from the model's weights."""
-    w = {v.path.split("/", 1)[1]: v.numpy().astype(np.float64) for v in model.variables}
-
-    def dense(x, name, clip=True):
-        kernel = w[f"{name}/kernel"]
-        scale = min(1.0, 1.0 / np.linalg.norm(kernel)) if clip else 1.0
-        return x @ (kernel * scale) + w[f"{name}/bias"]
-
-    def unit(x, name):
-        y = dense(x, f"{name}/dense")
-        y = (y - w[f"{name}/bn/moving_mean"]) / np.sqrt(w[f"{name}/bn/moving_variance"] + 1e-3)
-        return np.maximum(y * w[f"{name}/bn/gamma"] + w[f"{name}/bn/beta"], 0.0)
-
-    hidden = unit(inputs, "stem")
-    hidden = hidden + unit(unit(hidden, "two_linear_0/unit_a"), "two_linear_0/unit_b")
-    means = dense(hidden, "means").reshape(len(inputs), 48, K).transpose(0, 2, 1)
-    raw = dense(hidden, "scales")
-    scales = np.where(raw > 0, raw, np.expm1(raw)) + 1.0
-    logits = dense(hidden, "mixing", clip=False)
-    weights = np.exp(logits - logits.max(1, keepdims=True))
-    return means, scales, weights / weights.sum(1, keepdims=True)
-
-
 def expected(lifter, pixels, missing=None):
     """Sorted hypotheses in mm computed with numpy only."""
     stats = lifter.stats
     z = (pixels - stats.mean_2d) / stats.std_2d
     if missing is not None:
         z[missing] = 0.0
-    means, scales, weights = numpy_forward(lifter.model, z.reshape(len(z), 32))
+    means, scales, weights = numpy_network.forward(numpy_network.weights_of(lifter.model),
+                                                   z.reshape(len(z), 32), K)
     order = np.argsort(-weights, axis=1)
     means = np.take_along_axis(means, order[..., None], 1).reshape(len(z), K, 16, 3)
     poses = np.zeros((len(z), K, 17, 3))

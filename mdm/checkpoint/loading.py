@@ -1,6 +1,7 @@
-"""Load a trained model with its normalisation statistics from either checkpoint format:
-this project's object-based checkpoints (statistics inside) or the authors' released TF1
-checkpoints (statistics recomputed from the training subjects, docs/faithfulness.md §5).
+"""Load a trained model with its normalisation statistics from any checkpoint format:
+this project's object-based checkpoints (statistics inside), its packaged models
+(mdm.checkpoint.package, as shipped in models/) or the authors' released TF1 checkpoints
+(statistics recomputed from the training subjects, docs/faithfulness.md §5).
 
 Every consumer of a trained model goes through `load_model`: the --test and --sample
 modes, the cross-dataset test, the Lifter and `python -m mdm.infer`.
@@ -11,7 +12,7 @@ import logging
 import math
 import os
 
-from mdm.checkpoint import release_format
+from mdm.checkpoint import package, release_format
 from mdm.checkpoint import store as checkpoint_store
 from mdm.core import skeleton
 from mdm.core.config import ARCHITECTURE_FIELDS
@@ -77,6 +78,9 @@ def load_model(directory, step, config):
         return model, splits.training_statistics(config)
     checkpoint_store.check_architecture(directory, config)
     model = build_model(config, skeleton.output_dim(config.predict_14))
+    if package.is_package(path):
+        package.restore_package(model, path)
+        return model, package.package_stats(path)
     store = checkpoint_store.CheckpointStore(directory, model)
     try:
         store.restore(path, partial=True)

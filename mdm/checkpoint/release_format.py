@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdm.core import skeleton
+from mdm.checkpoint import package
 from mdm.core.errors import UserError, first_line
 from mdm.model.network import build_model
 
@@ -24,6 +25,7 @@ LOG = logging.getLogger(__name__)
 
 RELEASE = "release"
 PROJECT = "project"
+PACKAGE = "package"  # a packaged model (mdm.checkpoint.package)
 SCOPE = "linear_model"
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _BN_FIELDS = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -37,7 +39,10 @@ _READ_ERRORS = (tf.errors.OpError, ValueError, IndexError)
 
 
 def checkpoint_format(path):
-    """RELEASE or PROJECT for the checkpoint prefix `path`, decided by its variable names."""
+    """RELEASE, PROJECT or PACKAGE for the checkpoint prefix `path`: a package by its
+    file, the others by their variable names."""
+    if package.is_package(path):
+        return PACKAGE
     names = set(_variable_shapes(path))
     if f"{SCOPE}/w1" in names:
         return RELEASE

@@ -26,6 +26,7 @@ CONFIG_FILE = "config.json"
 # What reading a damaged or foreign checkpoint raises (a truncated file: IndexError).
 RESTORE_ERRORS = (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError)
 _STEP_PATTERN = re.compile(r"checkpoint-(\d+)\.index$")
+_PACKAGE_PATTERN = re.compile(r"checkpoint-(\d+)\.npz$")
 
 
 class StatsModule(tf.Module):
@@ -60,12 +61,21 @@ def available_steps(directory):
     return sorted(steps)
 
 
+def loadable_steps(directory):
+    """Sorted global steps of the training checkpoints and the packaged models
+    (mdm.checkpoint.package) in `directory`: what --load can name."""
+    packaged = [int(match.group(1)) for match in
+                (_PACKAGE_PATTERN.search(os.path.basename(path))
+                 for path in glob.glob(os.path.join(directory, f"{PREFIX}-*.npz"))) if match]
+    return sorted(set(available_steps(directory)) | set(packaged))
+
+
 def resolve_step(directory, step):
-    """`step`, or for 0 the latest complete checkpoint of `directory`; a UserError if
-    there is none."""
+    """`step`, or for 0 the latest complete checkpoint (or packaged model) of `directory`;
+    a UserError if there is none."""
     if step:
         return step
-    steps = available_steps(directory)
+    steps = loadable_steps(directory)
     if not steps:
         where = directory if os.path.isdir(directory) else f"{directory} (no such directory)"
         raise UserError(f"no checkpoint in {where}")
@@ -74,7 +84,7 @@ def resolve_step(directory, step):
 
 def checkpoint_path(directory, step):
     """The prefix of checkpoint `step`, or a UserError listing the ones that exist."""
-    steps = available_steps(directory)
+    steps = loadable_steps(directory)
     if step not in steps:
         found = ", ".join(str(s) for s in steps) if steps else "none"
         raise UserError(f"no checkpoint-{step} in {directory} (available steps: {found})")

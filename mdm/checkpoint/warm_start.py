@@ -7,7 +7,8 @@ training too (docs/faithfulness.md §5, §11).
   unless --fresh_optimizer, Adam's state and step (so the learning-rate schedule goes
   on), the epoch counter and the random-generator states. Continuing into a new
   directory then trains exactly what resuming in D would have.
-* From the authors' TF1 checkpoints: the weights only; Adam starts afresh at step 0.
+* From the authors' TF1 checkpoints, or a packaged model (models/<name>,
+  mdm.checkpoint.package): the weights only; Adam starts afresh at step 0.
 * Never the normalisation statistics: as in the release, the run computes them from its
   own training data, and its checkpoints carry those.
 
@@ -19,7 +20,7 @@ import os
 
 import numpy as np
 
-from mdm.checkpoint import release_format
+from mdm.checkpoint import package, release_format
 from mdm.checkpoint import store as checkpoint_store
 from mdm.core.errors import UserError, first_line
 
@@ -38,6 +39,12 @@ def restore_initial_checkpoint(store, config):
     optimizer, see the module docstring); returns the epoch to start at."""
     step = checkpoint_store.resolve_step(config.load_dir, config.load)
     path = checkpoint_store.checkpoint_path(config.load_dir, step)
+    if package.is_package(path):
+        checkpoint_store.check_architecture(config.load_dir, config)
+        package.restore_package(store.parts["model"], path)
+        LOG.info("starting from the packaged model %s: its weights, a fresh Adam at step 0",
+                 path)
+        return 0
     if release_format.checkpoint_format(path) == release_format.RELEASE:
         release_format.check_release_architecture(path, config)
         release_format.restore_release(store.parts["model"], path, config.num_layers,
