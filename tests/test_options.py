@@ -99,6 +99,8 @@ VIOLATIONS = {
     "num_layers": (-1, "--num_layers must be at least 0 (got -1)"),
     "num_models": (0, "--num_models must be at least 1 (got 0)"),
     "steps_per_execution": (0, "--steps_per_execution must be at least 1 (got 0)"),
+    "precision": ("bfloat16", "--precision must be float32, mixed_bfloat16 or mixed_float16 "
+                              "(got 'bfloat16')"),
     "distribute": ("ring", "--distribute must be empty, mirrored or multi_worker "
                            "(got 'ring')"),
     "load": (-3, "--load must be at least 0 (got -3)"),

@@ -68,7 +68,14 @@ class Config:
     predict_14: bool = option(False, "predict 14 joints")
     num_models: int = option(5, "K, the number of Gaussian kernels / hypotheses", at_least=1)
     dirichlet_prior: bool = option(True, "Add the Dirichlet prior on the mixing weights")
-    use_fp16: bool = option(False, "Train with mixed precision (float16)")
+    use_fp16: bool = option(False, "Train with mixed precision (float16); the release's "
+                            "flag, the same as --precision mixed_float16")
+    # bfloat16 has float32's exponent range, so it needs no loss scaling; CPUs with AMX or
+    # AVX512_BF16 run its matrix products faster (README, Performance).
+    precision: str = option("float32", "Compute dtype of the hidden layers: float32, or "
+                            "mixed precision (bfloat16/float16 products, float32 variables, "
+                            "heads, loss and max-norm)",
+                            choices=("float32", "mixed_bfloat16", "mixed_float16"))
     # XLA measured slower on a 2-core CPU (README, Performance), so it is opt-in.
     jit_compile: bool = option(False, "Compile the train and inference steps with XLA")
     steps_per_execution: int = option(1, "Training steps per compiled call: fewer host round "
@@ -126,6 +133,10 @@ class Config:
     def resolved_cache_dir(self):
         return self.cache_dir or os.path.join(self.train_dir, "cache")
 
+    def compute_policy(self):
+        """The Keras dtype policy of the hidden layers (--precision, or --use_fp16)."""
+        return "mixed_float16" if self.use_fp16 else self.precision
+
     def architecture(self):
         return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
 
@@ -136,6 +147,8 @@ class Config:
         overlap = set(self.train_subjects) & set(self.test_subjects)
         if overlap and not self.test:
             problems.append(f"subjects {sorted(overlap)} are in both the train and test split")
+        if self.use_fp16 and self.precision not in ("float32", "mixed_float16"):
+            problems.append(f"--use_fp16 contradicts --precision {self.precision}")
         if not self.test_subjects and (self.test or self.sample):
             problems.append("--test_subjects is empty: name the subjects to test on")
         if problems:

@@ -20,10 +20,9 @@ class MixtureDensityNetwork(keras.Model):
 
     def __init__(self, output_dim, linear_size=1024, num_layers=2, residual=True,
                  batch_norm=True, max_norm=True, dropout=0.5, num_models=5,
-                 dirichlet_prior=True, miss_num=0, use_fp16=False, seed=None,
+                 dirichlet_prior=True, miss_num=0, policy="float32", seed=None,
                  synchronized_bn=False, pre_bn_bias=True, **kwargs):
         super().__init__(**kwargs)
-        policy = "mixed_float16" if use_fp16 else "float32"
         self.output_dim, self.num_models = output_dim, num_models
         self.dirichlet_prior, self.miss_num = dirichlet_prior, miss_num
         unit = dict(units=linear_size, max_norm=max_norm, batch_norm=batch_norm,
@@ -36,7 +35,8 @@ class MixtureDensityNetwork(keras.Model):
         for index in range(num_layers):
             setattr(self, f"two_linear_{index}",
                     ResidualBlock(residual=residual, name=f"two_linear_{index}", **unit))
-        # Heads compute in float32 so that the loss never sees float16 (docs/faithfulness.md §2).
+        # Heads compute in float32 so that the loss never sees float16 or bfloat16
+        # (docs/faithfulness.md §2).
         self.means_head = MaxNormDense(output_dim * num_models, max_norm, name="means",
                                        dtype="float32")
         self.scales_head = MaxNormDense(num_models, max_norm, name="scales", dtype="float32")
@@ -119,7 +119,7 @@ def build_model(config, output_dim):
         residual=config.residual, batch_norm=config.batch_norm, max_norm=config.max_norm,
         dropout=config.dropout, num_models=config.num_models,
         dirichlet_prior=config.dirichlet_prior, miss_num=config.miss_num,
-        use_fp16=config.use_fp16, seed=config.seed, synchronized_bn=bool(config.distribute),
+        policy=config.compute_policy(), seed=config.seed, synchronized_bn=bool(config.distribute),
         pre_bn_bias=not config.remove_pre_bn_bias, name="linear_model")
     model(tf.zeros([1, 32]), training=False)
     return model

@@ -39,9 +39,10 @@ def learning_rate_schedule(config):
 
 
 def make_optimizer(config):
-    """Adam(0.9, 0.999, 1e-8) on the release's schedule; loss-scaled with --use_fp16."""
+    """Adam(0.9, 0.999, 1e-8) on the release's schedule; loss-scaled for float16 (bfloat16
+    has float32's exponent range and needs no scaling)."""
     optimizer = FusedAdam(learning_rate_schedule(config), beta_1=0.9, beta_2=0.999,
                           epsilon=1e-8)
-    if config.use_fp16:
+    if config.compute_policy() == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
