@@ -14,6 +14,7 @@ two measured rates.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -124,17 +125,29 @@ def release_throughput(inputs, targets, steps, warmup=20, batch_size=64):
     return steps * batch_size / elapsed
 
 
+PRECISION_TAGS = {"float32": "", "mixed_bfloat16": "_bf16", "mixed_float16": "_fp16"}
+
+
 def train_settings(args):
-    """(figure name, batch, timed steps, XLA, steps per execution) of every timed setting.
-    Plain names are the default setting (Config().jit_compile: no XLA); "_xla" the other."""
+    """(figure name, batch, timed steps, XLA, steps per execution, precision) of every
+    timed setting. Plain names are the default setting (Config().jit_compile: no XLA,
+    float32); "_xla" the other; "_bf16"/"_fp16" the mixed precisions of --precisions."""
     default_jit = Config().jit_compile
+    large_steps = max(args.steps // 8, 20)
     settings = []
     for jit in (default_jit,) if args.skip_xla else (default_jit, not default_jit):
         tag = "" if jit == default_jit else ("_xla" if jit else "_no_xla")
-        settings += [(f"train_samples_per_s_b64{tag}", 64, args.steps, jit, 1),
-                     (f"train_samples_per_s_b64{tag}_spe20", 64, args.steps, jit, 20),
-                     (f"train_samples_per_s_large{tag}", args.large_batch,
-                      max(args.steps // 8, 20), jit, 1)]
+        settings += [(f"train_samples_per_s_b64{tag}", 64, args.steps, jit, 1, "float32"),
+                     (f"train_samples_per_s_b64{tag}_spe20", 64, args.steps, jit, 20, "float32"),
+                     (f"train_samples_per_s_large{tag}", args.large_batch, large_steps, jit, 1,
+                      "float32")]
+    for precision in args.precisions.split(","):
+        tag = PRECISION_TAGS[precision]
+        if tag:
+            settings += [(f"train_samples_per_s_b64{tag}", 64, args.steps, default_jit, 1,
+                          precision),
+                         (f"train_samples_per_s_large{tag}", args.large_batch, large_steps,
+                          default_jit, 1, precision)]
     return settings
 
 
@@ -144,8 +157,9 @@ def train_figures(config, inputs, targets, args):
     trained by the default batch-64 setting, for the evaluation and latency figures."""
     figures, default_model = {}, None
     for _ in range(args.rounds):
-        for name, batch, steps, jit, spe in train_settings(args):
-            rate, model = train_throughput(config, inputs, targets, batch, steps, jit,
+        for name, batch, steps, jit, spe, precision in train_settings(args):
+            rate, model = train_throughput(dataclasses.replace(config, precision=precision),
+                                           inputs, targets, batch, steps, jit,
                                            steps_per_execution=spe)
             figures[name] = max(figures.get(name, 0.0), rate)
             if name == "train_samples_per_s_b64":
@@ -157,6 +171,21 @@ def train_figures(config, inputs, targets, args):
         figures[name] = max(figures.get(name, 0.0),
                             release_throughput(inputs, targets, args.steps))
     return figures, default_model
+
+
+def cpu_features():
+    """The CPU's model name and the flags that decide its matrix-product speed."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
+              "amx_bf16", "amx_tile", "amx_int8")
+    try:
+        with open("/proc/cpuinfo") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return {"model": platform.processor(), "flags": []}
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name", ""), "flags": [f for f in wanted if f in flags]}
 
 
 def prep_times(config):
@@ -222,7 +251,17 @@ def parse_args(argv):
                         help="interleaved rounds; each training figure is the best round")
     parser.add_argument("--skip_xla", action="store_true",
                         help="measure only the default setting (no XLA)")
-    return parser.parse_args(argv)
+    parser.add_argument("--precisions", default="float32",
+                        help="comma-separated: float32 (always timed), mixed_bfloat16, "
+                        "mixed_float16; each mixed one adds batch-64 and large-batch figures")
+    parser.add_argument("--training_only", action="store_true",
+                        help="time training only (no evaluation, inference, memory)")
+    args = parser.parse_args(argv)
+    unknown = set(args.precisions.split(",")) - set(PRECISION_TAGS)
+    if unknown:
+        parser.error(f"--precisions: unknown {', '.join(sorted(unknown))} "
+                     f"(choose from {', '.join(PRECISION_TAGS)})")
+    return args
 
 
 def main(argv=None):
@@ -249,6 +288,16 @@ def main(argv=None):
     figures["release_ms_per_step_b64"] = 64000.0 / figures["release_samples_per_s_b64"]
     figures["speedup_vs_release_b64"] = default_rate / figures["release_samples_per_s_b64"]
     figures["epoch_minutes_b64"] = len(inputs) / default_rate / 60
+    for tag in PRECISION_TAGS.values():
+        if tag and f"train_samples_per_s_b64{tag}" in figures:
+            figures[f"speedup_vs_release_b64{tag}"] = (figures[f"train_samples_per_s_b64{tag}"]
+                                                       / figures["release_samples_per_s_b64"])
+            figures[f"speedup{tag}_vs_float32_large"] = (
+                figures[f"train_samples_per_s_large{tag}"] / figures["train_samples_per_s_large"])
+    figures.update(cpu=cpu_features(), device=device_name(), tensorflow=tf.__version__)
+    if args.training_only:
+        report(figures, args.json)
+        return 0
     figures["eval_seconds"] = eval_seconds(model, stats, test_set, config)
     figures["eval_seconds_all_columns"] = eval_seconds(model, stats, test_set, config, train_set)
     figures["eval_all_columns_ratio"] = (figures["eval_seconds_all_columns"]
@@ -257,7 +306,7 @@ def main(argv=None):
     figures["infer_ms_b1"] = infer_ms(model, 1)
     figures["infer_ms_b1024"] = infer_ms(model, 1024, repeats=50)
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    figures.update(device=device_name(), tensorflow=tf.__version__, train_samples=len(inputs),
+    figures.update(train_samples=len(inputs),
                    data="real" if args.data_dir else "synthetic", large_batch=args.large_batch,
                    timed_steps=args.steps, rounds=args.rounds,
                    command=" ".join([sys.argv[0]] + (argv or sys.argv[1:])))

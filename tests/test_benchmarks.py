@@ -1,6 +1,6 @@
-"""The benchmark scripts run end to end and write every figure the performance issue
-names, the release's step measured in the same process; the bias-drift comparison runs
-both implementations. Smoke tests only: tests never assert a time."""
+"""The benchmark scripts run end to end and write every figure the Performance section
+names, the release's step measured in the same process; the bias-drift and seed-spread
+comparisons run both implementations. Smoke tests only: tests never assert a time."""
 
 import json
 import math
@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from cli_helpers import REPO
 
@@ -18,6 +19,9 @@ BENCH_KEYS = ("train_samples_per_s_b64", "train_samples_per_s_large", "eval_seco
               "infer_ms_b1", "infer_ms_b1024", "prep_seconds_cold", "prep_seconds_cached",
               "peak_rss_mb", "device", "tensorflow", "command", "plain_keras_samples_per_s_b64",
               "speedup_vs_release_b64", "release_samples_per_s_b64", "release_ms_per_step_b64")
+PRECISION_KEYS = ("train_samples_per_s_b64_bf16", "train_samples_per_s_large_bf16",
+                  "train_samples_per_s_b64_fp16", "speedup_vs_release_b64_bf16",
+                  "speedup_bf16_vs_float32_large", "cpu")
 BREAKDOWN_KEYS = ("matmul_ms_forward_xW", "matmul_ms_input_grad_transpose_b",
                   "matmul_ms_input_grad_linear_ops", "train_step_ms_all_features",
                   "train_step_ms_no_max_norm_bn_dropout", "adam_update_ms", "step_matmul_ms",
@@ -42,17 +46,56 @@ def _check_figures(path, keys):
     return figures
 
 
-def test_bench_writes_every_figure(tmp_path, synthetic_h36m):
-    work_dir = tmp_path / "work"
-    work_dir.mkdir()
-    os.symlink(synthetic_h36m(16, 0), work_dir / "synthetic")  # used instead of generating
-    out = tmp_path / "bench.json"
-    result = _run_script("bench.py", "--work_dir", str(work_dir), "--json", str(out),
-                         "--steps", "4", "--large_batch", "128", "--skip_xla", "--rounds", "1")
-    figures = _check_figures(out, BENCH_KEYS)
-    assert figures["data"] == "synthetic" and figures["timed_steps"] == 4
-    assert "train_samples_per_s_b64_xla" not in figures  # --skip_xla
-    assert "eval_seconds" in result.stdout  # the printed table
+def test_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
+    """benchmarks/gpu_check.sh with MDM_USE_CPU=True, made small: the bench with every
+    precision, a training and its test, all in one JSON."""
+    out = tmp_path / "check"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MDM_USE_CPU="True", MDM_CHECK_STEPS="4",
+               MDM_CHECK_WIDTH="16")
+    result = subprocess.run(["bash", os.path.join(REPO, "benchmarks", "gpu_check.sh"), "",
+                             str(out)], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr + result.stdout
+    with open(out / "gpu_check.json") as handle:
+        report = json.load(handle)
+    bench = _check_figures(out / "bench.json", BENCH_KEYS + PRECISION_KEYS)
+    assert report["bench"] == bench and bench["data"] == "synthetic"
+    assert "train_samples_per_s_b64_xla" in bench and bench["timed_steps"] == 4
+    assert set(bench["cpu"]) == {"model", "flags"}
+    assert math.isfinite(report["test"]["results"]["Average"]["multi_view_fused"])
+    assert set(report["seconds"]) == {"bench", "train_one_epoch", "test", "total"}
+    again = subprocess.run(["bash", os.path.join(REPO, "benchmarks", "gpu_check.sh"), "",
+                            str(out)], cwd=REPO, env=env, capture_output=True, text=True)
+    assert again.returncode == 1 and "exists" in again.stderr  # nothing written over
+
+
+def test_bench_refuses_an_unknown_precision(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench.py"),
+                             "--precisions", "float32,bfloat16"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "unknown bfloat16" in result.stderr
+
+
+def test_seed_spread_summary_matches_numpy(tmp_path, synthetic_h36m):
+    out = tmp_path / "seeds.json"
+    _run_script("seed_spread.py", "--data_dir", synthetic_h36m(8, 5), "--work_dir",
+                str(tmp_path / "work"), "--seeds", "3,4,5", "--train_subjects", "1,5,6,7,8",
+                "--test_subjects", "9,11", "--linear_size", "16", "--json", str(out))
+    with open(out) as handle:
+        figures = json.load(handle)
+    for column in ("best", "most_probable"):
+        project = np.array([figures["seeds"][s]["project"][column] for s in ("3", "4", "5")])
+        release = np.array([figures["seeds"][s]["release"][column] for s in ("3", "4", "5")])
+        summary = figures["summary"][column]
+        np.testing.assert_allclose([summary["project_mean"], summary["release_std"]],
+                                   [project.mean(), release.std(ddof=1)])
+        np.testing.assert_allclose(summary["difference"], (project - release).mean())
+        np.testing.assert_allclose(summary["difference_se_paired"],
+                                   (project - release).std(ddof=1) / np.sqrt(3))
+        np.testing.assert_allclose(summary["difference_se_unpaired"],
+                                   np.sqrt((project.var(ddof=1) + release.var(ddof=1)) / 3))
+    assert len(set(figures["seeds"][s]["project"]["best"] for s in ("3", "4", "5"))) == 3
 
 
 def test_step_breakdown_writes_every_figure(tmp_path):
@@ -77,3 +120,20 @@ def test_bias_drift_compares_both_implementations(tmp_path, synthetic_h36m):
         # Rounding noise of an analytically zero gradient, at the same weights in both.
         check = figures["gradient_check"][name]
         assert len(check) == 5 and all(0 < value < 1e-3 for value in check.values())
+
+
+def test_learning_curve_tests_each_checkpoint_once(tmp_path, tiny_trained_dir, synthetic_h36m):
+    out_dir = tmp_path / "curve"
+    flags = ["--", "--data_dir", synthetic_h36m(8, 2), "--action", "Walking"]
+    first = _run_script("learning_curve.py", "--run_dir", tiny_trained_dir, "--out_dir",
+                        str(out_dir), *flags)
+    [row] = [line for line in first.stdout.splitlines() if line.startswith("| 1 |")]
+    [results] = list(out_dir.glob("results_test_*_p1.json"))
+    with open(results) as handle:
+        average = json.load(handle)["results"]["Average"]
+    assert row == "| 1 | " + results.name.split("_")[2] + " | " + " | ".join(
+        f"{average[c]:.1f}" for c in ("best", "most_probable", "mixture_mean", "multi_view",
+                                      "multi_view_fused", "temporal")) + " |"
+    again = _run_script("learning_curve.py", "--run_dir", tiny_trained_dir, "--out_dir",
+                        str(out_dir), *flags)
+    assert "predict_3dpose_mdm.py" not in again.stdout  # nothing tested twice
