@@ -245,3 +245,19 @@ def test_error_probe_is_the_best_hypothesis_mean_joint_error():
     assert probe.problem(lambda batch: predictor(batch, 1.7e6)) == (
         "the model diverged: mean joint error 1e+05 mm on training samples (above 10 m)")
     assert probe.problem(lambda batch: predictor(batch, np.nan)) == "non-finite predicted poses"
+
+
+def test_no_test_subjects_trains_on_all_without_an_evaluation(data_dir, tmp_path, caplog):
+    """--test_subjects "" (e.g. training on every subject that has 3D): checkpoints, no
+    per-epoch evaluation, and the test split is never read."""
+    config = tiny_config(data_dir, tmp_path / "all", epochs=1, train_subjects=(1, 5, 6, 7, 8),
+                         test_subjects=())
+    with caplog.at_level("INFO"):
+        training_loop.train(config)
+    assert checkpoint_store.available_steps(config.train_dir)
+    assert not os.path.exists(os.path.join(config.train_dir, "results.json"))
+    assert "no test subjects: training without a per-epoch evaluation" in caplog.text
+    assert "test split" not in caplog.text
+    for mode in ("test", "sample"):
+        with pytest.raises(UserError, match="--test_subjects is empty"):
+            dataclasses.replace(config, **{mode: True}).validate()
