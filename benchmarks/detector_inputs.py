@@ -28,6 +28,7 @@ on every 10th frame of the training subjects, for SH and for ground-truth inputs
 import argparse
 import json
 import sys
+import time
 
 import numpy as np
 
@@ -82,6 +83,8 @@ def with_nose(inputs_16, nose):
 
 def as_format(h36m17, joint_order):
     """(N, J, 2) keypoints in a detector order from h36m17 ones (module docstring)."""
+    if joint_order == detector_formats.H36M17:
+        return h36m17
     names = detector_formats.FORMAT_NAMES[joint_order]
     out = np.full((len(h36m17), len(names), 2), np.nan)
     source = {**{coco: h36m for h36m, coco in derived_joints.COPIED_COCO.items()},
@@ -119,12 +122,15 @@ def fit_rules(inputs_16, nose):
 
 def protocol1(lifter, pixels, test, rows):
     """{"best", "most_probable"}: mean of the action means (mm) of pixels (N, 16, 2)."""
+    start = time.time()
     hypotheses = lifter.predict(pixels)
     joints = skeleton.eval_joints(False)
     errors = metrics.hypothesis_errors(hypotheses.poses[:, :, joints], hypotheses.weights,
                                        test.poses_3d[rows][:, joints])
     table = report.aggregate_by_action(
         {name: errors[name] for name in ("best", "most_probable")}, test.actions()[rows])
+    print(f"{len(pixels)} frames lifted and scored in {time.time() - start:.1f} s",
+          file=sys.stderr)
     return {name: round(value, 1) for name, value in table["Average"].items()}
 
 
@@ -191,12 +197,16 @@ def main(argv=None):
                    "gt": fit_rules(truth[:, skeleton.INPUT_JOINTS], truth[:, NOSE])}
     else:
         rows = np.flatnonzero(test.frame_index % args.frame_step == 0)
-        subset = test.subset(rows)
+        # A detection whose Thorax is on its Hip cannot be scaled (the command line flags
+        # such a frame); it is left out of every row so that all rows score the same frames.
+        degenerate = camera_norm.torso_length(test.poses_2d[rows].astype(np.float64)) == 0
+        subset = test.subset(rows[~degenerate])
         lifter = Lifter.load(args.load_dir, args.load)
         sh = subset.poses_2d.astype(np.float64)
         nose = projected_2d(subset, camera_table_all)[:, NOSE]
-        every = np.arange(len(rows))
-        results = {"checkpoint": lifter.source, "frames": len(rows),
+        every = np.arange(len(subset))
+        results = {"checkpoint": lifter.source, "frames": len(every),
+                   "frames_left_out_no_torso": int(degenerate.sum()),
                    "derivation": derivation_table(lifter, sh, nose, subset, every),
                    "camera": camera_table(lifter, sh, subset, every, camera_table_all[8]),
                    "missing": missing_table(lifter, sh, subset, every)}
