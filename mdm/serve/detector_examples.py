@@ -2,7 +2,7 @@
 one synthetic subject walking, filmed by a 1920 x 1080 camera (focal length 1500 px, not
 Human3.6M's), written as COCO results, OpenPose BODY_25 frames and MMPose predictions.
 
-    python -m mdm.serve.detector_examples --out examples/detectors [--frames 40]
+    python -m mdm.synthetic --format detectors --out examples/detectors --frames_per_sequence 40
 
 Human3.6M's skeleton has no eyes, ears or toes: eyes and ears are placed at fixed offsets
 from the Neck/Nose and Head joints (for illustration only), OpenPose's feet are written as
@@ -10,15 +10,12 @@ not found (0, 0, 0). Scores are about 0.9, and one wrist is "occluded" (scored 0
 displaced) for a stretch of frames, as detectors do.
 """
 
-import argparse
 import dataclasses
 import json
 import os
-import sys
 
 import numpy as np
 
-from mdm.cli import exit_on_user_error
 from mdm.core import skeleton
 from mdm.core.errors import UserError
 from mdm.serve import detector_formats as formats
@@ -124,6 +121,8 @@ def _write_json(path, content):
 
 def write_examples(out, frames=40, seed=0):
     """coco_walk.json and openpose_walk/ in `out` (new or empty)."""
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise UserError(f"the number of frames must be a positive integer (got {frames!r})")
     if os.path.exists(out) and os.listdir(out):
         raise UserError(f"{out} exists and is not empty")
     os.makedirs(out, exist_ok=True)
@@ -131,19 +130,3 @@ def write_examples(out, frames=40, seed=0):
     write_coco_results(os.path.join(out, "coco_walk.json"), coco)
     write_openpose_frames(os.path.join(out, "openpose_walk"), coco_to_openpose(coco))
     return out
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mdm.serve.detector_examples",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="new or empty directory")
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    return exit_on_user_error(lambda: print(
-        f"wrote {write_examples(args.out, args.frames, args.seed)}/coco_walk.json and "
-        "openpose_walk/"))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
