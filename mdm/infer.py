@@ -53,8 +53,8 @@ def build_parser():
                         help="map the 2D poses into the training camera's pixel frame: "
                         "pose (scale and centre per frame), video (one map for all "
                         "frames), focal (from --focal_length and --image_size), none. "
-                        "auto: none for h36m and mpii; for detector orders focal when "
-                        "--focal_length is given, else video with --select temporal, else pose")
+                        "auto: focal when --focal_length is given, else none for h36m and "
+                        "mpii, and for detector orders video with --select temporal, else pose")
     parser.add_argument("--focal_length", type=float, default=None,
                         help="the camera's focal length in pixels (for --camera_norm focal)")
     parser.add_argument("--image_size", default=None, help="WIDTHxHEIGHT of the images in "
@@ -215,7 +215,9 @@ def _load_lifter(args, quiet_import):
 
 def _lift(lifter, keypoints, args):
     """Keypoints are already in model order: predict, write, plot."""
-    mode = "none" if args.camera_norm == AUTO else args.camera_norm
+    mode = args.camera_norm
+    if mode == AUTO:  # h36m and mpii are the model's own pixels unless a camera is given
+        mode = "none" if args.focal_length is None else "focal"
     scale, offset = camera_norm.similarity(keypoints, lifter.stats.mean_2d, mode,
                                            args.focal_length, image_centre(args.image_size))
     if not np.isfinite(scale).all():

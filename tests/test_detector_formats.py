@@ -38,6 +38,9 @@ def test_every_coco_layout_reads_the_same(coco, tmp_path):
                                    for i, pose in enumerate(coco)]}
     (tmp_path / "annotations.json").write_text(json.dumps(annotations))
     paths.append(str(tmp_path / "annotations.json"))
+    (tmp_path / "plain.json").write_text(json.dumps({"joint_order": "coco",
+                                                     "keypoints_2d": coco.tolist()}))
+    paths.append(str(tmp_path / "plain.json"))
     for path in paths:
         read = detector_formats.read_detections(path, "coco")
         np.testing.assert_allclose(read.keypoints, coco[..., :2], err_msg=path)
@@ -180,6 +183,8 @@ BAD_JSON = [
     ("mmpose shape", [{"instances": [{"keypoints": [[1, 2]] * 16}]}], r"frame 0: keypoints of shape \(16, 2\)"),
     ("people not list", {"people": 3}, '"people" must be a list'),
     ("array shape", [[1.0, 2.0]] * 16, r"the coco order has 17 joints"),
+    ("other order", {"joint_order": "h36m", "keypoints_2d": [[1.0, 2.0]] * 16},
+     "its 'joint_order' is 'h36m', not 'coco'"),
 ]
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from mdm.core import skeleton
 from mdm.core.errors import UserError
 from mdm.serve import keypoint_files
+from mdm.serve.progress import Progress
 
 COCO = "coco"
 OPENPOSE25 = "openpose25"
@@ -125,6 +126,11 @@ def _load_json(path):
 
 def _structured_json(content, joint_order, name):
     """Detections from a detector's own JSON layout, or None for a plain keypoint array."""
+    if isinstance(content, dict) and "keypoints_2d" in content:  # write_keypoints_json's
+        declared = content.get("joint_order", joint_order)
+        if declared != joint_order:
+            raise UserError(f"its 'joint_order' is {declared!r}, not {joint_order!r}")
+        return from_array(keypoint_files.json_numbers(content["keypoints_2d"]), joint_order)
     if isinstance(content, dict) and "people" in content:
         return _frames_to_detections([_openpose_people(content, joint_order)], joint_order,
                                      [name])
@@ -148,17 +154,24 @@ def _read_openpose_folder(folder, joint_order):
                    key=natural_key)
     if not names:
         raise UserError(f"{folder}: no .json files (OpenPose --write_json output)")
-    people = []
-    for name in names:
-        path = os.path.join(folder, name)
-        content = _load_json(path)
-        if not isinstance(content, dict) or "people" not in content:
-            raise UserError(f"{path}: not an OpenPose frame (an object with \"people\")")
-        try:
-            people.append(_openpose_people(content, joint_order))
-        except UserError as err:
-            raise UserError(f"{path}: {err}") from None
+    people, progress = [], Progress(len(names), "reading frames")
+    try:
+        for done, name in enumerate(names, start=1):
+            progress.update(done)
+            people.append(_read_openpose_frame(os.path.join(folder, name), joint_order))
+    finally:
+        progress.close()
     return _frames_to_detections(people, joint_order, names)
+
+
+def _read_openpose_frame(path, joint_order):
+    content = _load_json(path)
+    if not isinstance(content, dict) or "people" not in content:
+        raise UserError(f"{path}: not an OpenPose frame (an object with \"people\")")
+    try:
+        return _openpose_people(content, joint_order)
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None
 
 
 def natural_key(name):
