@@ -10,13 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lifter_helpers import save_tiny_lifter
 from mdm import infer
-from mdm.core.config import Config
-from mdm.data.normalization import NormStats
 from mdm.evaluate import selection
-from mdm.model.network import build_model
-from mdm.serve import (camera_norm, derived_joints, detector_examples, detector_formats,
-                       keypoint_files)
+from mdm.serve import camera_norm, derived_joints, detector_examples, detector_formats
 from mdm.serve.detector_lifting import DetectorOptions
 from mdm.serve.lifter import Lifter
 from mdm.serve.progress import Progress
@@ -28,15 +25,7 @@ FRAMES = 10
 @pytest.fixture(scope="module")
 def lifter_dir(tmp_path_factory):
     """A tiny random model whose statistics are those of Human3.6M-like pixels."""
-    directory = str(tmp_path_factory.mktemp("checkpoint"))
-    rng = np.random.default_rng(4)
-    example = keypoint_files.synthetic_example()
-    poses_3d = rng.normal(0.0, 250.0, (17, 3)) + rng.normal(0.0, 60.0, (100, 17, 3))
-    poses_3d[:, 0] = 0.0
-    stats = NormStats.from_training(example + rng.normal(0.0, 30.0, (100, 16, 2)), poses_3d)
-    config = Config(linear_size=32, num_layers=1)
-    Lifter(build_model(config, 48), stats, config).save(directory, 5)
-    return directory
+    return save_tiny_lifter(str(tmp_path_factory.mktemp("checkpoint")))
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +226,17 @@ def test_example_files_read_and_are_small():
     sizes = [os.path.getsize(os.path.join(dirpath, name))
              for dirpath, _, names in os.walk(root) for name in names]
     assert sum(sizes) < 150_000
+
+
+def test_mp4_without_ffmpeg_is_one_error_line(capsys, lifter_dir, coco, tmp_path):
+    from matplotlib import animation as writers
+
+    if writers.writers.is_available("ffmpeg"):
+        pytest.skip("ffmpeg is installed here: .mp4 is written")
+    path = detector_examples.write_coco_results(str(tmp_path / "coco.json"), coco)
+    status, _, err = run(capsys, "--load_dir", lifter_dir, "--input", path, "--joint_order",
+                         "coco", "--output", str(tmp_path / "o.json"), "--animation",
+                         str(tmp_path / "o.mp4"))
+    assert status == 1
+    _assert_one_error_line(err, "writing .mp4 needs ffmpeg, which is not installed; use .gif")
+    assert not (tmp_path / "o.json").exists()  # refused before any work
