@@ -10,27 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lifter_helpers import save_tiny_lifter
 from mdm import infer
 from mdm.evaluate import selection
 from mdm.serve import camera_norm, derived_joints, detector_examples, detector_formats
 from mdm.serve.detector_lifting import DetectorOptions
-from mdm.serve.lifter import Lifter
 from mdm.serve.progress import Progress
 
 COCO = detector_formats.COCO_NAMES
 FRAMES = 10
-
-
-@pytest.fixture(scope="module")
-def lifter_dir(tmp_path_factory):
-    """A tiny random model whose statistics are those of Human3.6M-like pixels."""
-    return save_tiny_lifter(str(tmp_path_factory.mktemp("checkpoint")))
-
-
-@pytest.fixture(scope="module")
-def lifter(lifter_dir):
-    return Lifter.load(lifter_dir)
 
 
 @pytest.fixture(scope="module")

@@ -10,25 +10,13 @@ import sys
 import numpy as np
 import pytest
 
-from lifter_helpers import save_tiny_lifter
 from mdm import infer
 from mdm.core import skeleton
 from mdm.serve import keypoint_files
 from mdm.serve.keypoint_files import INPUT_NAMES
-from mdm.serve.lifter import Lifter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(REPO, "examples", "pose_2d.json")
-
-
-@pytest.fixture(scope="module")
-def lifter_dir(tmp_path_factory):
-    return save_tiny_lifter(str(tmp_path_factory.mktemp("checkpoint")))
-
-
-@pytest.fixture(scope="module")
-def lifter(lifter_dir):
-    return Lifter.load(lifter_dir)
 
 
 def run(capsys, *args):
