@@ -44,7 +44,7 @@ H36M_IMAGE_CENTRE = np.array([500.0, 500.0])  # Human3.6M's images are about 100
 # (scale s, target image W x H): the camera table's rows.
 CAMERA_ROWS = ((1.0, (1000, 1000)), (0.5, (640, 480)), (1.0, (1280, 720)),
                (1.08, (1920, 1080)), (2.16, (3840, 2160)), (3.0, (3840, 2160)))
-DISPLACEMENTS_PX = (10, 20, 40, 80)
+DISPLACEMENTS_PX = (10, 20, 40, 80, 160)
 FIT_STEP = 10
 
 
@@ -56,6 +56,8 @@ def parse_arguments(argv):
     parser.add_argument("--cache_dir", default="/tmp/detector_inputs_cache")
     parser.add_argument("--frame_step", type=int, default=5)
     parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--tables", default="derivation,camera,missing",
+                        help="which of derivation, camera, missing to measure")
     parser.add_argument("--json", default="")
     return parser.parse_args(argv)
 
@@ -205,11 +207,12 @@ def main(argv=None):
         sh = subset.poses_2d.astype(np.float64)
         nose = projected_2d(subset, camera_table_all)[:, NOSE]
         every = np.arange(len(subset))
+        tables = {"derivation": lambda: derivation_table(lifter, sh, nose, subset, every),
+                  "camera": lambda: camera_table(lifter, sh, subset, every, camera_table_all[8]),
+                  "missing": lambda: missing_table(lifter, sh, subset, every)}
         results = {"checkpoint": lifter.source, "frames": len(every),
                    "frames_left_out_no_torso": int(degenerate.sum()),
-                   "derivation": derivation_table(lifter, sh, nose, subset, every),
-                   "camera": camera_table(lifter, sh, subset, every, camera_table_all[8]),
-                   "missing": missing_table(lifter, sh, subset, every)}
+                   **{name: tables[name]() for name in args.tables.split(",")}}
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:

@@ -13,9 +13,11 @@ from PIL import Image
 from mdm import infer
 from mdm.evaluate import selection
 from mdm.serve import camera_norm, derived_joints, detector_examples, detector_formats
-from mdm.serve.detector_lifting import DetectorOptions
+from mdm.serve.detector_lifting import DEFAULT_MIN_CONFIDENCE, DetectorOptions
 from mdm.serve.progress import Progress
 
+# A model trained without --miss_num warns about missing joints; the tests that mean it say so.
+pytestmark = pytest.mark.filterwarnings("ignore:.*missing joints:UserWarning")
 COCO = detector_formats.COCO_NAMES
 FRAMES = 10
 
@@ -25,7 +27,7 @@ def coco():
     return detector_examples.synthetic_coco(frames=FRAMES, seed=5)
 
 
-def _expected_inputs(lifter, coco, mode, threshold=0.3):
+def _expected_inputs(lifter, coco, mode, threshold=DEFAULT_MIN_CONFIDENCE):
     """The model-order input an independent reading of the rules gives, normalised."""
     keypoints = coco[..., :2].copy()
     keypoints[coco[..., 2] < threshold] = np.nan
@@ -36,8 +38,8 @@ def _expected_inputs(lifter, coco, mode, threshold=0.3):
 def test_lifting_a_coco_video_equals_lifting_its_normalised_model_input(lifter, coco):
     detections = detector_formats.from_array(coco, "coco")
     with pytest.warns(UserWarning, match="missing joints"):  # the occluded wrist
-        lifted = lifter.predict_detections(detections)
-        want = lifter.predict(_expected_inputs(lifter, coco, "pose"))
+        lifted = lifter.predict_detections(detections, DetectorOptions(min_confidence=0.3))
+        want = lifter.predict(_expected_inputs(lifter, coco, "pose", 0.3))
     assert lifted.valid.all() and lifted.camera_mode == "pose"
     np.testing.assert_allclose(lifted.hypotheses.poses, want.poses, rtol=1e-10)
     np.testing.assert_array_equal(lifted.hypotheses.kernel_index, want.kernel_index)
@@ -51,21 +53,19 @@ def test_resized_and_shifted_video_lifts_the_same(lifter, coco):
     moved = coco.copy()
     moved[..., :2] = 3.0 * coco[..., :2] + [250.0, -80.0]
     for options in (DetectorOptions(camera_norm="pose"), DetectorOptions(camera_norm="video")):
-        with pytest.warns(UserWarning):
-            base = lifter.predict_detections(detector_formats.from_array(coco, "coco"), options)
-            again = lifter.predict_detections(detector_formats.from_array(moved, "coco"), options)
+        base = lifter.predict_detections(detector_formats.from_array(coco, "coco"), options)
+        again = lifter.predict_detections(detector_formats.from_array(moved, "coco"), options)
         np.testing.assert_allclose(again.hypotheses.poses, base.hypotheses.poses, atol=1e-6)
 
 
 def test_frames_that_cannot_be_lifted_are_flagged_and_cut_the_path(lifter, coco):
     broken = coco.copy()
-    broken[2, COCO.index("left_hip"), 2] = 0.05  # no root
+    broken[2, COCO.index("left_hip"), 2] = 0.01  # no root
     broken[5, [COCO.index(n) for n in ("left_knee", "right_knee", "left_ankle")], 2] = 0.0
     broken[7, :, 2] = 0.0  # nobody
-    with pytest.warns(UserWarning):
-        lifted = lifter.predict_detections(detector_formats.from_array(broken, "coco"),
-                                           DetectorOptions(camera_norm="pose"), temporal=True,
-                                           smoothness=0.05)
+    lifted = lifter.predict_detections(detector_formats.from_array(broken, "coco"),
+                                       DetectorOptions(camera_norm="pose"), temporal=True,
+                                       smoothness=0.05)
     np.testing.assert_array_equal(np.flatnonzero(~lifted.valid), [2, 5, 7])
     assert "root joint (Hip)" in lifted.problems[2]
     assert "3 limb joints missing" in lifted.problems[5]
@@ -73,8 +73,7 @@ def test_frames_that_cannot_be_lifted_are_flagged_and_cut_the_path(lifter, coco)
     assert np.isnan(lifted.hypotheses.poses[[2, 5, 7]]).all()
     assert (lifted.hypotheses.kernel_index[[2, 5, 7]] == -1).all()
     good = lifted.valid
-    with pytest.warns(UserWarning):
-        want = lifter.predict(_expected_inputs(lifter, broken, "pose")[good])
+    want = lifter.predict(_expected_inputs(lifter, broken, "pose")[good])
     np.testing.assert_allclose(lifted.hypotheses.poses[good], want.poses, rtol=1e-10)
     # The path: one Viterbi per run of valid frames (0-1, 3-4, 6, 8-9), none through a flag.
     runs = np.array([0, 0, 1, 1, 2, 3, 3])
@@ -117,10 +116,9 @@ def test_command_line_openpose_folder_to_json_and_gif(capsys, lifter_dir, lifter
     poses = document["poses"]
     assert poses[4]["valid"] is False and "no person" in poses[4]["problem"]
     assert poses[0]["frame"] == "video_000000000000_keypoints.json"
-    with pytest.warns(UserWarning):
-        want = lifter.predict_detections(
-            detector_formats.read_detections(str(tmp_path / "frames"), "openpose25"),
-            temporal=True)
+    want = lifter.predict_detections(
+        detector_formats.read_detections(str(tmp_path / "frames"), "openpose25"),
+        temporal=True)
     np.testing.assert_allclose(poses[3]["temporal_path"]["joints_3d"],
                                want.path["path_pose_3d"][3], rtol=1e-10)
     np.testing.assert_allclose([h["joints_3d"] for h in poses[0]["hypotheses"]],

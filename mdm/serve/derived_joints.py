@@ -6,7 +6,8 @@ four joints COCO-17 and OpenPose BODY_25 lack are derived (README, "Keypoints fr
 detectors", measures what this costs):
 
 * Hip (the root) = the midpoint of the two hips (BODY_25: its MidHip, which OpenPose
-  defines as that midpoint); 0.3 px from Human3.6M's own root on its training subjects.
+  defines as that midpoint); on Human3.6M's training subjects 0.3 px from the projected
+  root, 3.0 px from the stacked-hourglass detector's.
 * With S the shoulder midpoint (BODY_25: its Neck, defined as that midpoint), U = S - Hip
   (up the torso) and V = face - S (towards the head), each of Spine, Thorax and Head is
   S + alpha U + beta V. The face point is the nose; without it the midpoint of the eyes,
