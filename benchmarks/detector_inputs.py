@@ -2,7 +2,7 @@
 detectors"): the derived joints, the camera normalisation, and missing joints.
 
   nice -n 10 python benchmarks/detector_inputs.py --data_dir /tmp/h36m \
-      --load_dir /work/train_runs/curve_sh_k5 --load 18838 [--frame_step 5] [--json FILE]
+      --load_dir exp/curve_sh_k5 --load 18838 [--frame_step 5] [--json FILE]
   python benchmarks/detector_inputs.py --data_dir /tmp/h36m --fit
 
 Test frames: subject 8, every --frame_step-th frame of every sequence and camera, the
