@@ -4,7 +4,13 @@ or export a SavedModel for serving.
     python -m mdm.infer --load_dir D [--load N] --input poses.json --output poses_3d.json
     python -m mdm.infer --load_dir D --input poses.csv --joint_order mpii --output out.npz \
         --num_samples 100 --seed 0 --plot figures/
+    python -m mdm.infer --load_dir D --input openpose_frames/ --joint_order openpose25 \
+        --select temporal --output video_3d.json --animation video_3d.gif
     python -m mdm.infer --load_dir D --export saved_model/
+
+Detector orders (coco, openpose25, h36m17) go through mdm.serve.detector_lifting: scores
+below --min_confidence are missing, the joints the format lacks are derived, the camera is
+normalised (--camera_norm), and a frame that cannot be lifted is flagged in the output.
 
 Mistakes in the input or the flags end with one line `error: ...` and exit status 1.
 """
