@@ -208,3 +208,10 @@ def test_bad_folders(tmp_path):
         detector_formats.read_detections(str(tmp_path), "openpose25")
     with pytest.raises(UserError, match="input not found"):
         detector_formats.read_detections(str(tmp_path / "none.json"), "coco")
+
+
+def test_null_values_are_missing_without_a_warning(tmp_path, recwarn):
+    (tmp_path / "f.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": [None] * 75}]}))
+    read = detector_formats.read_detections(str(tmp_path / "f.json"), "openpose25")
+    assert np.isnan(derived_joints.apply_min_confidence(read, 0.0)).all()
+    assert not recwarn.list

@@ -200,7 +200,8 @@ def _person(flat, score, joint_order, field):
     keypoints = values.reshape(count, 3)
     if score is not None and not isinstance(score, (int, float)):
         raise UserError(f'detection "score" {json.dumps(score)} is not a number')
-    return keypoints, np.nanmean(keypoints[:, 2]) if score is None else float(score)
+    mean_score = float(np.nan_to_num(keypoints[:, 2]).mean())  # null scores count as 0
+    return keypoints, mean_score if score is None else float(score)
 
 
 def _frames_to_detections(people_per_frame, joint_order, frames):
