@@ -77,3 +77,22 @@ def test_bias_drift_compares_both_implementations(tmp_path, synthetic_h36m):
         # Rounding noise of an analytically zero gradient, at the same weights in both.
         check = figures["gradient_check"][name]
         assert len(check) == 5 and all(0 < value < 1e-3 for value in check.values())
+
+
+def test_detector_inputs_measures_every_table(tmp_path, synthetic_h36m):
+    from lifter_helpers import save_tiny_lifter
+
+    data = synthetic_h36m(16, 0)
+    common = ("--data_dir", data, "--cache_dir", str(tmp_path / "cache"))
+    fit = json.loads(_run_script("detector_inputs.py", *common, "--fit").stdout)
+    assert set(fit) == {"sh", "gt"} and set(fit["sh"]) == {"Spine", "Thorax", "Head", "Hip"}
+    out = tmp_path / "tables.json"
+    _run_script("detector_inputs.py", *common, "--load_dir",
+                save_tiny_lifter(str(tmp_path / "model")), "--json", str(out))
+    tables = json.load(open(out))
+    derivation = tables["derivation"]
+    # h36m17 only drops Neck/Nose: the native input exactly.
+    assert derivation["h36m17 (sh rules)"] == derivation["native SH (16 joints)"]
+    assert len(tables["camera"]) == 6 and set(tables["camera"]["x3.0 in 3840x2160"]) == {
+        "none", "pose", "video", "focal"}
+    assert "one limb joint missing" in tables["missing"]
