@@ -2,10 +2,12 @@
 
     python -m mdm.synthetic --out DIR [--frames_per_sequence N] [--seed S]
     python -m mdm.synthetic --format mpi_inf_3dhp --out DIR [--frames_per_sequence N]
+    python -m mdm.synthetic --format detectors --out DIR [--frames_per_sequence N]
 
 Human3.6M-like data in the 3d-pose-baseline layout (mdm.data.synthetic.h36m_writer), or
 MPI-INF-3DHP-like data in that dataset's raw layout (mdm.data.synthetic.mpi_writer), both
-from one kinematic generator (mdm.data.synthetic.generator).
+from one kinematic generator (mdm.data.synthetic.generator), or one walk as 2D detectors
+write it (mdm.serve.detector_examples).
 """
 
 import argparse
@@ -19,7 +21,10 @@ S<n>/MyPoses/3D_positions/*.h5, S<n>/StackedHourglass/*.h5) for subjects 1, 5, 6
 11 and all 15 actions, to train and test with predict_3dpose_mdm.py --data_dir DIR.
 --format mpi_inf_3dhp: an MPI-INF-3DHP-like set in that dataset's raw layout (S1-S8 training
 sequences of 14 cameras with annot.mat and camera.calibration.txt, test sequences TS1-TS6
-with annot_data.mat), to convert with preprocessing.py."""
+with annot_data.mat), to convert with preprocessing.py.
+--format detectors: one synthetic walk seen by a 1920x1080 camera, as COCO-17 results
+(coco_walk.json) and OpenPose BODY_25 frames (openpose_walk/), with scores, to lift with
+python -m mdm.infer --joint_order coco or openpose25."""
 
 
 def parse_arguments(argv):
@@ -30,14 +35,22 @@ def parse_arguments(argv):
     parser.add_argument("--frames_per_sequence", type=int, default=DEFAULT_FRAMES_PER_SEQUENCE,
                         help="frames in every sequence (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--format", choices=("h36m", "mpi_inf_3dhp"), default="h36m",
-                        help="h36m (3d-pose-baseline layout, default) or mpi_inf_3dhp "
-                             "(the raw layout of MPI-INF-3DHP)")
+    parser.add_argument("--format", choices=("h36m", "mpi_inf_3dhp", "detectors"),
+                        default="h36m",
+                        help="h36m (3d-pose-baseline layout, default), mpi_inf_3dhp "
+                             "(the raw layout of MPI-INF-3DHP) or detectors (COCO and "
+                             "OpenPose files of one walk)")
     return parser.parse_args(argv)
 
 
 def write(args):
     """Write the dataset `args` describe and print what was written."""
+    if args.format == "detectors":
+        from mdm.serve import detector_examples
+        detector_examples.write_examples(args.out, args.frames_per_sequence, args.seed)
+        print(f"wrote {args.out}/coco_walk.json and {args.out}/openpose_walk/: "
+              f"{args.frames_per_sequence} frames")
+        return
     if args.format == "mpi_inf_3dhp":
         from mdm.data.synthetic import mpi_writer
         mpi_writer.write_synthetic_mpi(args.out, args.frames_per_sequence, args.seed)

@@ -50,3 +50,19 @@ def h36m_sample_dir():
     if not (path / "cameras.h5").is_file():
         pytest.skip(f"real Human3.6M excerpt not found at {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def lifter_dir(tmp_path_factory):
+    """A tiny random checkpoint (tests/lifter_helpers.py) for the serving tests; a module
+    may define its own."""
+    from lifter_helpers import save_tiny_lifter
+
+    return save_tiny_lifter(str(tmp_path_factory.mktemp("checkpoint")))
+
+
+@pytest.fixture(scope="module")
+def lifter(lifter_dir):
+    from mdm.serve.lifter import Lifter
+
+    return Lifter.load(lifter_dir)

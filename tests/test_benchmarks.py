@@ -137,3 +137,22 @@ def test_learning_curve_tests_each_checkpoint_once(tmp_path, tiny_trained_dir, s
     again = _run_script("learning_curve.py", "--run_dir", tiny_trained_dir, "--out_dir",
                         str(out_dir), *flags)
     assert "predict_3dpose_mdm.py" not in again.stdout  # nothing tested twice
+
+
+def test_detector_inputs_measures_every_table(tmp_path, synthetic_h36m):
+    from lifter_helpers import save_tiny_lifter
+
+    data = synthetic_h36m(16, 0)
+    common = ("--data_dir", data, "--cache_dir", str(tmp_path / "cache"))
+    fit = json.loads(_run_script("detector_inputs.py", *common, "--fit").stdout)
+    assert set(fit) == {"sh", "gt"} and set(fit["sh"]) == {"Spine", "Thorax", "Head", "Hip"}
+    out = tmp_path / "tables.json"
+    _run_script("detector_inputs.py", *common, "--load_dir",
+                save_tiny_lifter(str(tmp_path / "model")), "--json", str(out))
+    tables = json.load(open(out))
+    derivation = tables["derivation"]
+    # h36m17 only drops Neck/Nose: the native input exactly.
+    assert derivation["h36m17 (sh rules)"] == derivation["native SH (16 joints)"]
+    assert len(tables["camera"]) == 6 and set(tables["camera"]["x3.0 in 3840x2160"]) == {
+        "none", "pose", "video", "focal"}
+    assert "one limb joint missing" in tables["missing"]

@@ -12,33 +12,11 @@ import pytest
 
 from mdm import infer
 from mdm.core import skeleton
-from mdm.core.config import Config
-from mdm.data.normalization import NormStats
-from mdm.model.network import build_model
 from mdm.serve import keypoint_files
 from mdm.serve.keypoint_files import INPUT_NAMES
-from mdm.serve.lifter import Lifter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(REPO, "examples", "pose_2d.json")
-
-
-@pytest.fixture(scope="module")
-def lifter_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("checkpoint"))
-    rng = np.random.default_rng(4)
-    example = keypoint_files.synthetic_example()
-    poses_3d = rng.normal(0.0, 250.0, (17, 3)) + rng.normal(0.0, 60.0, (100, 17, 3))
-    poses_3d[:, 0] = 0.0
-    stats = NormStats.from_training(example + rng.normal(0.0, 30.0, (100, 16, 2)), poses_3d)
-    config = Config(linear_size=32, num_layers=1)
-    Lifter(build_model(config, 48), stats, config).save(directory, 5)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def lifter(lifter_dir):
-    return Lifter.load(lifter_dir)
 
 
 def run(capsys, *args):

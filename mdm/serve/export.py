@@ -25,7 +25,7 @@ import tensorflow as tf
 from mdm.core import skeleton
 from mdm.core.errors import UserError
 from mdm.serve import keypoint_files
-from mdm.serve.lifter import MAX_MISSING
+from mdm.serve.derived_joints import MAX_MISSING
 
 EXPORT_CONFIG = "mdm_export.json"
 SIGNATURE = "serving_default"

@@ -45,7 +45,7 @@ def to_model_order(keypoints, joint_order=H36M):
     """Any accepted array layout in `joint_order` -> (N, 16, 2) float64 pixels in the
     model's input order, NaN where a joint is missing."""
     _check_order(joint_order)
-    poses = _as_pose_batch(_as_numeric_array(keypoints))
+    poses = _as_pose_batch(as_numeric_array(keypoints))
     infinite = np.argwhere(np.isinf(poses))
     if len(infinite):
         pose, joint, _ = infinite[0]
@@ -54,7 +54,7 @@ def to_model_order(keypoints, joint_order=H36M):
     return skeleton.sh_to_input(poses) if joint_order == MPII else poses
 
 
-def _as_numeric_array(keypoints):
+def as_numeric_array(keypoints):
     try:
         array = np.asarray(keypoints)
     except ValueError:
@@ -111,7 +111,7 @@ def _read_npy(path):
         raise UserError(f"not a numeric .npy array ({err})") from None
     if not isinstance(array, np.ndarray):
         raise UserError("expected one array saved with numpy.save")
-    return _as_numeric_array(array), None
+    return as_numeric_array(array), None
 
 
 def _read_json(path):
@@ -129,7 +129,7 @@ def _read_json(path):
             _check_order(joint_order)
             _check_names(content.get("joint_names"), joint_order)
         content = content["keypoints_2d"]
-    return _as_numeric_array(_json_numbers(content)), joint_order
+    return as_numeric_array(json_numbers(content)), joint_order
 
 
 def _check_names(names, joint_order):
@@ -138,11 +138,11 @@ def _check_names(names, joint_order):
                         f"({', '.join(joint_names(joint_order))})")
 
 
-def _json_numbers(value):
+def json_numbers(value):
     """Nested lists of numbers with null as NaN; strings and booleans are refused (numpy
     would silently turn "3" or true into numbers)."""
     if isinstance(value, list):
-        return [_json_numbers(item) for item in value]
+        return [json_numbers(item) for item in value]
     if value is None:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -227,13 +227,20 @@ def _json_document(arrays, metadata):
     """One entry per input pose with its hypotheses, most probable first."""
     poses = []
     for n in range(len(arrays["poses_3d"])):
+        flag = {}
+        if "valid" in arrays:  # a detector's frames (mdm.serve.detector_lifting)
+            flag = {"frame": str(arrays["frame"][n]), "valid": bool(arrays["valid"][n])}
+        if flag.get("valid") is False:
+            poses.append({"index": n, **flag, "problem": str(arrays["problem"][n]),
+                          "hypotheses": []})
+            continue
         hypotheses = [{"rank": rank + 1, "kernel": int(arrays["kernel_index"][n, rank]),
                        "weight": float(arrays["weights"][n, rank]),
                        "scale": float(arrays["scales"][n, rank]),
                        "joints_3d": arrays["poses_3d"][n, rank].tolist(),
                        "joint_std_mm": arrays["scales_mm"][n, rank].tolist()}
                       for rank in range(arrays["poses_3d"].shape[1])]
-        entry = {"index": n, "hypotheses": hypotheses,
+        entry = {"index": n, **flag, "hypotheses": hypotheses,
                  "missing_joints": [name for name, gone in zip(INPUT_NAMES, arrays["missing"][n])
                                     if gone]}
         if "samples" in arrays:

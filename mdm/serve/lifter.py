@@ -32,10 +32,8 @@ from mdm.evaluate import selection
 from mdm.evaluate.oracle_free import DEFAULT_SMOOTHNESS
 from mdm.evaluate import prediction
 from mdm.model import mixture
-from mdm.serve import keypoint_files
-
-MAX_MISSING = 2  # --miss_num is 1 or 2 (docs/faithfulness.md §4)
-_LIMB_NAMES = tuple(keypoint_files.INPUT_NAMES[p] for p in skeleton.LIMB_INPUT_POSITIONS)
+from mdm.serve import detector_lifting, keypoint_files
+from mdm.serve.derived_joints import missing_joint_problem
 
 
 class MissingJointsWarning(UserWarning):
@@ -169,6 +167,15 @@ class Lifter:
                             probability=hypotheses.weights[frames, rank],
                             hypotheses=hypotheses)
 
+    def predict_detections(self, detections, options=None, temporal=False, smoothness=None,
+                           num_samples=0, seed=0):
+        """A 2D detector's output (mdm.serve.detector_formats.read_detections: COCO-17,
+        OpenPose BODY_25, h36m17, with scores) -> detector_lifting.FrameLift: one row per
+        frame, flagged where it cannot be lifted; `temporal` adds the Viterbi path."""
+        return detector_lifting.lift_detections(
+            self, detections, options or detector_lifting.DetectorOptions(), temporal,
+            smoothness, num_samples, seed)
+
     def predict_multiview(self, keypoints_per_camera, rotations,
                           joint_order=keypoint_files.H36M):
         """One pose per instant seen by several calibrated cameras, without ground truth.
@@ -252,17 +259,9 @@ def _check_count(name, value, top):
 
 
 def _check_one_pose(pose, names):
-    """Training only ever dropped up to 2 of the 8 limb joints (docs/faithfulness.md §4)."""
-    if "Hip" in names:
-        raise UserError(f"pose {pose}: the root joint (Hip) is missing; the 3D pose is "
-                        "relative to it, so it must be given")
-    others = [name for name in names if name not in _LIMB_NAMES]
-    if others:
-        raise UserError(f"pose {pose}: {', '.join(others)} missing; only limb joints "
-                        f"({', '.join(_LIMB_NAMES)}) can be missing")
-    if len(names) > MAX_MISSING:
-        raise UserError(f"pose {pose}: {len(names)} limb joints missing ({', '.join(names)}); "
-                        f"at most {MAX_MISSING} can be, as in training with --miss_num")
+    problem = missing_joint_problem(names)
+    if problem:
+        raise UserError(f"pose {pose}: {problem}")
 
 
 def _project_config(load_dir):
