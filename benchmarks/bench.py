@@ -107,14 +107,14 @@ def plain_keras_throughput(inputs, targets, steps, num_models=5, width=1024):
     return timer.steps * 64 / timer.elapsed
 
 
-def release_throughput(inputs, targets, steps, warmup=20, batch_size=64):
+def release_throughput(inputs, targets, steps, warmup=20, batch_size=64, width=1024):
     """Samples per second of the release's training loop: its epoch's batches made as
     its get_all_batches made them (a permutation of float64 arrays split into a list of
     numpy batches), each fed through feed_dict to its graph's step."""
     order = np.random.default_rng(0).permutation(len(inputs))[: (warmup + steps) * batch_size]
     batch_inputs = np.split(inputs[order].astype(np.float64), warmup + steps)
     batch_targets = np.split(targets[order].astype(np.float64), warmup + steps)
-    graph = ReleaseGraph(output_dim=targets.shape[1])
+    graph = ReleaseGraph(output_dim=targets.shape[1], linear_size=width)
     for i in range(warmup):
         graph.step(batch_inputs[i], batch_targets[i])
     start = time.perf_counter()
@@ -166,10 +166,12 @@ def train_figures(config, inputs, targets, args):
                 default_model = model
         name = "plain_keras_samples_per_s_b64"
         figures[name] = max(figures.get(name, 0.0),
-                            plain_keras_throughput(inputs, targets, args.steps))
+                            plain_keras_throughput(inputs, targets, args.steps,
+                                                   width=config.linear_size))
         name = "release_samples_per_s_b64"
         figures[name] = max(figures.get(name, 0.0),
-                            release_throughput(inputs, targets, args.steps))
+                            release_throughput(inputs, targets, args.steps,
+                                               width=config.linear_size))
     return figures, default_model
 
 
@@ -246,6 +248,8 @@ def parse_args(argv):
     parser.add_argument("--json", default="", help="write the figures to this file")
     parser.add_argument("--steps", type=int, default=300, help="timed steps per setting")
     parser.add_argument("--large_batch", type=int, default=1024)
+    parser.add_argument("--linear_size", type=int, default=Config().linear_size,
+                        help="width of every timed network (smaller only for smoke tests)")
     parser.add_argument("--work_dir", default="", help="cache/synthetic data (default: tmp)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds; each training figure is the best round")
@@ -269,12 +273,12 @@ def main(argv=None):
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="mdm_bench_")
     if args.data_dir:
         config = Config(data_dir=args.data_dir, train_subjects=(1, 5, 6, 7), test_subjects=(8,),
-                        train_dir=work_dir)
+                        train_dir=work_dir, linear_size=args.linear_size)
     else:
         data_dir = os.path.join(work_dir, "synthetic")
         if not os.path.isdir(data_dir):
             h36m_writer.write_synthetic_h36m(data_dir)
-        config = Config(data_dir=data_dir, train_dir=work_dir)
+        config = Config(data_dir=data_dir, train_dir=work_dir, linear_size=args.linear_size)
     cold, cached, (train_set, test_set, _) = prep_times(config)
     stats = NormStats.from_training(train_set.poses_2d, train_set.poses_3d)
     inputs = stats.normalize_inputs(train_set.poses_2d)
@@ -308,7 +312,7 @@ def main(argv=None):
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures.update(train_samples=len(inputs),
                    data="real" if args.data_dir else "synthetic", large_batch=args.large_batch,
-                   timed_steps=args.steps, rounds=args.rounds,
+                   timed_steps=args.steps, rounds=args.rounds, linear_size=args.linear_size,
                    command=" ".join([sys.argv[0]] + (argv or sys.argv[1:])))
     report(figures, args.json)
     return 0

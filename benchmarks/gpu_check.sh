@@ -44,7 +44,7 @@ fi
 
 seconds() { date +%s.%N; }
 t0=$(seconds)
-python benchmarks/bench.py "${bench_data[@]}" --steps "$steps" --rounds 1 \
+python benchmarks/bench.py "${bench_data[@]}" --steps "$steps" --rounds 1 --linear_size "$width" \
   --precisions float32,mixed_float16,mixed_bfloat16 --json "$out/bench.json" > "$out/bench.log" 2>&1
 t1=$(seconds)
 common=("${data_args[@]}" --action "$action" --train_dir "$out/train" --use_cpu "$use_cpu"
