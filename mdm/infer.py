@@ -6,6 +6,10 @@ or export a SavedModel for serving.
         --num_samples 100 --seed 0 --plot figures/
     python -m mdm.infer --load_dir D --export saved_model/
 
+Every answer carries a per-joint radius (mm) around the chosen pose that holds the truth
+with probability --coverage, from the mixture recalibrated by the checkpoint's
+recalibration.json when there is one (--recalibrate False: the raw spread).
+
 Mistakes in the input or the flags end with one line `error: ...` and exit status 1.
 """
 
@@ -19,6 +23,8 @@ from mdm.cli import exit_on_user_error, import_tensorflow_quietly
 from mdm.core.errors import UserError
 from mdm.data.cameras import camera_to_upright
 from mdm.serve import keypoint_files
+
+DEFAULT_COVERAGE = 0.9  # mdm.model.radius.DEFAULT_COVERAGE, without importing TensorFlow
 
 PLOT_LIMIT = 20  # figures written by --plot: one per input pose, the first ones only
 # Camera axes (x right, y down, z forward) -> drawing axes with z up: a rotation.
@@ -46,6 +52,12 @@ def build_parser():
     parser.add_argument("--smoothness", type=float, default=None,
                         help="weight of the frame-to-frame change in --select temporal, per "
                         "mm (default: the value chosen on Human3.6M's training subjects)")
+    parser.add_argument("--coverage", type=float, default=DEFAULT_COVERAGE,
+                        help="probability of the per-joint radius around the chosen pose "
+                        f"(radius_mm; default {DEFAULT_COVERAGE})")
+    parser.add_argument("--recalibrate", type=_boolean, default=True, metavar="{True,False}",
+                        help="apply the checkpoint's recalibration.json (python -m "
+                        "mdm.calibrate) when it was fitted for this step (default True)")
     parser.add_argument("--plot", help=f"directory for figures (first {PLOT_LIMIT} poses)")
     parser.add_argument("--export", help="write a SavedModel (pixels in, mm out) here")
     parser.add_argument("--data_dir", default="", help="Human3.6M data directory; needed only "
@@ -62,6 +74,14 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         return exit_on_user_error(lambda: run(args, quiet_import=quiet))
+
+
+def _boolean(text):
+    """True/False (also 1/0, yes/no) for --recalibrate."""
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text.lower() not in words:
+        raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+    return words[text.lower()]
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -82,13 +102,16 @@ def run(args, quiet_import=False):
         import_tensorflow_quietly()
     from mdm.serve.lifter import Lifter
 
-    lifter = Lifter.load(args.load_dir, args.load, data_dir=args.data_dir)
+    lifter = Lifter.load(args.load_dir, args.load, data_dir=args.data_dir,
+                         recalibrate=args.recalibrate)
+    if lifter.recalibration is not None:
+        print(lifter.recalibration.summary())
     if keypoints is not None:
         _lift(lifter, keypoints, args)
     if args.export:
         from mdm.serve import export
 
-        export.export_saved_model(lifter, args.export, joint_order)
+        export.export_saved_model(lifter, args.export, joint_order, args.coverage, args.seed)
         print(f"SavedModel written to {args.export} (signature '{export.SIGNATURE}')")
 
 
@@ -105,21 +128,26 @@ def _check_arguments(args):
         raise UserError(f"--num_samples must be >= 0 (got {args.num_samples})")
     if args.smoothness is not None and not (args.smoothness >= 0 and args.smoothness < 1e9):
         raise UserError(f"--smoothness must be a finite number >= 0 (got {args.smoothness})")
+    if not 0.0 < args.coverage < 1.0:
+        raise UserError(f"--coverage must be a probability between 0 and 1, exclusive "
+                        f"(got {args.coverage})")
     if args.smoothness is not None and args.select != "temporal":
         raise UserError("--smoothness goes with --select temporal")
 
 
 def _lift(lifter, keypoints, args):
     """Keypoints are already in model order: predict, write, plot."""
-    hypotheses = lifter.predict(keypoints, keypoint_files.H36M, args.num_samples, args.seed)
+    hypotheses = lifter.predict(keypoints, keypoint_files.H36M, args.num_samples, args.seed,
+                                args.coverage)
     arrays = hypotheses.as_arrays()
     metadata = {"checkpoint": lifter.source, "units": "mm", "frame": "camera",
                 "root_relative": True, "num_hypotheses": lifter.num_models,
                 "input": args.input, "num_samples": args.num_samples, "seed": args.seed,
-                "miss_num": lifter.miss_num, "select": args.select}
+                "miss_num": lifter.miss_num, "select": args.select,
+                **radius_metadata(lifter, args.coverage)}
     if args.select == "temporal":
         arrays, metadata["smoothness"] = _with_temporal_path(lifter, keypoints, arrays,
-                                                             args.smoothness)
+                                                             args.smoothness, args)
     if args.output:
         keypoint_files.write_hypotheses(args.output, arrays, metadata)
         print(f"{len(keypoints)} pose(s) x {lifter.num_models} hypotheses written to "
@@ -129,27 +157,42 @@ def _lift(lifter, keypoints, args):
         print(f"{len(paths)} figure(s) written to {args.plot}")
 
 
-def _with_temporal_path(lifter, keypoints, arrays, smoothness):
+def radius_metadata(lifter, coverage):
+    """What radius_mm is: its probability, draws, the pose it is around, and the
+    recalibration behind it (None: the network's raw spread)."""
+    from mdm.model.radius import RADIUS_SAMPLES
+
+    return {"coverage": coverage, "radius_samples": RADIUS_SAMPLES,
+            "radius_around": "the most probable hypothesis (the temporal path's pose for "
+                             "path_radius_mm)",
+            "recalibration": lifter.recalibration.record if lifter.recalibration else None}
+
+
+def _with_temporal_path(lifter, keypoints, arrays, smoothness, args):
     """`arrays` plus the temporal path: path_pose_3d (T, 17, 3), path_kernel and
-    path_probability (T,)."""
+    path_probability (T,), path_radius_mm (T, 17)."""
     from mdm.evaluate.oracle_free import DEFAULT_SMOOTHNESS
 
     smoothness = DEFAULT_SMOOTHNESS if smoothness is None else smoothness
-    path = lifter.predict_sequence(keypoints, keypoint_files.H36M, smoothness)
+    path = lifter.predict_sequence(keypoints, keypoint_files.H36M, smoothness, args.coverage,
+                                   args.seed)
     return dict(arrays, path_pose_3d=path.poses, path_kernel=path.kernel,
-                path_probability=path.probability), smoothness
+                path_probability=path.probability, path_radius_mm=path.radius_mm), smoothness
 
 
 def plot_hypotheses(directory, keypoints, hypotheses, limit=PLOT_LIMIT):
     """One PNG per input pose (the first `limit`): the 2D input, then the K hypotheses
-    turned from camera axes to z up, with their weights. Returns the paths."""
+    turned from camera axes to z up, with their weights, the most probable one with its
+    per-joint radius as a sphere per joint. Returns the paths."""
     from mdm.evaluate import figures
 
     os.makedirs(directory, exist_ok=True)
     upright = camera_to_upright(hypotheses.poses)
     return [figures.draw_hypotheses_figure(
                 os.path.join(directory, f"pose_{n:05d}.png"), keypoints[n], upright[n],
-                weights=hypotheses.weights[n])
+                weights=hypotheses.weights[n],
+                radius=None if hypotheses.radius_mm is None else hypotheses.radius_mm[n],
+                coverage=hypotheses.coverage)
             for n in range(min(len(keypoints), limit))]
 
 
