@@ -12,7 +12,7 @@ Both objectives are fitted (mdm/evaluate/recalibration_fit.py); the one named by
 which Lifter, `python -m mdm.infer`, the SavedModel export and `--test --uncertainty` then
 apply to that checkpoint. With --test_subjects, the raw and both recalibrated mixtures are
 measured there (mdm/evaluate/distribution_report.py: NLL, calibration error, coverage of
-the per-joint radii) into <report_dir>/recalibration_report_<step>.json, with a
+the per-joint radii) into <report_dir>/recalibration_report_<step>_<granularity>.json, with a
 reliability diagram for each.
 
 Mistakes in the flags end with one line `error: ...` and exit status 1.
@@ -29,8 +29,8 @@ from mdm.core.errors import UserError
 
 OBJECTIVES = ("calibration", "nll")  # mdm.evaluate.recalibration_fit.OBJECTIVES
 GRANULARITIES = ("joint", "group")
-NLL_STRIDE = 4  # every 4th frame of the calibration subjects (50 Hz: neighbours repeat)
-CALIBRATION_STRIDE = 32  # the sampled objective is ~40x costlier per frame
+# Every 4th frame, as --test --uncertainty measures (at 50 Hz neighbours nearly repeat).
+FRAME_STRIDE = 4
 
 
 def build_parser():
@@ -60,6 +60,11 @@ def build_parser():
     parser.add_argument("--report_dir", default="",
                         help="where the report and reliability diagrams go (default: "
                              "--load_dir)")
+    parser.add_argument("--fit_stride", type=int, default=FRAME_STRIDE,
+                        help="fit on every n-th frame of the calibration subjects")
+    parser.add_argument("--test_stride", type=int, default=FRAME_STRIDE,
+                        help="measure on every n-th frame of the test subjects (default: "
+                             "as --test --uncertainty)")
     parser.add_argument("--replace", type=_boolean, default=False, metavar="{True,False}",
                         help="overwrite an existing recalibration.json")
     return parser
@@ -92,6 +97,8 @@ def run(args, argv=None):
     test = _subjects(args.test_subjects, "test_subjects")
     if not calibration:
         raise UserError("--calibration_subjects is empty")
+    if min(args.fit_stride, args.test_stride) < 1:
+        raise UserError("--fit_stride and --test_stride must be at least 1")
     if set(calibration) & set(test):
         raise UserError(f"subjects {sorted(set(calibration) & set(test))} are both "
                         "calibration and test subjects")
@@ -104,8 +111,8 @@ def run(args, argv=None):
     report_dir = args.report_dir or args.load_dir
     started = time.time()
     report = recalibration_run.fit_and_measure(
-        _data_config(args, calibration, test, report_dir), args.granularity, NLL_STRIDE,
-        CALIBRATION_STRIDE, report_dir, _say)
+        _data_config(args, calibration, test, report_dir), args.granularity, args.fit_stride,
+        args.test_stride, report_dir, _say)
     record = dict(report["fitted"][args.objective], command=shlex.join(
         ["python", "-m", "mdm.calibrate", *(sys.argv[1:] if argv is None else argv)]))
     path = recalibration.write_record(args.load_dir, record, replace=args.replace)

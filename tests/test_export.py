@@ -68,6 +68,8 @@ def assert_same_as_api(outputs, want):
     np.testing.assert_allclose(outputs["scales_mm"], want.scales_mm, rtol=1e-6, atol=1e-4)
     np.testing.assert_array_equal(outputs["kernel_index"], want.kernel_index)
     np.testing.assert_array_equal(outputs["missing"], want.missing)
+    # The same seeded draws in the graph as in Lifter.predict (mdm/model/radius.py).
+    np.testing.assert_allclose(outputs["radius_mm"], want.radius_mm, rtol=1e-4, atol=1e-3)
 
 
 def _mpii(pixels):

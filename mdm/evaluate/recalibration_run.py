@@ -6,7 +6,6 @@ subjects): frames of a trained 50 Hz sequence are nearly the trained frames them
 so fitting on them would under-estimate the spread new people need.
 """
 
-import dataclasses
 import json
 import os
 
@@ -21,6 +20,10 @@ from mdm.data import splits
 from mdm.evaluate import distribution_report, prediction, recalibration_fit
 
 VARIANTS = ("raw",) + recalibration_fit.OBJECTIVES
+# The calibration objective draws 200 samples per frame and candidate factor: fitted on at
+# most this many frames, evenly spread over the held-out ones (the error's sampling noise
+# is then about 0.003).
+CALIBRATION_FIT_FRAMES = 4096
 
 
 def load_checkpoint(config):
@@ -35,19 +38,31 @@ def load_checkpoint(config):
     return config, model, stats
 
 
-def predict(predictor, stats, pose_set, config, stride):
+def predict(predictor, stats, pose_set, config, stride, cache_path):
     """Normalised mixture parameters and ground truth (N, J, 3) mm over the predicted
-    joints, every `stride`-th frame."""
+    joints, every `stride`-th frame; kept in `cache_path` (.npz) for a rerun."""
+    if os.path.isfile(cache_path):
+        with np.load(cache_path) as cached:
+            return tuple(cached[name] for name in ("means", "scales", "weights")), \
+                cached["targets"]
     rows = np.arange(0, len(pose_set), stride)
     inputs = prediction.evaluation_inputs(stats, pose_set.poses_2d[rows], config.miss_num)
     params = prediction.predict_mixture(predictor, inputs)
     joints = skeleton.output_joints(config.predict_14)
-    return params, np.asarray(pose_set.poses_3d, np.float64)[rows][:, joints]
+    targets = np.asarray(pose_set.poses_3d, np.float64)[rows][:, joints]
+    with atomic_write(cache_path, "wb") as handle:
+        np.savez(handle, means=params[0], scales=params[1], weights=params[2], targets=targets)
+    return params, targets
 
 
-def fit(params, targets, stats, config, granularity, calibration_every):
-    """{objective: per-joint factors (J,)}; the calibration objective on every
-    `calibration_every`-th of the rows (it draws 200 samples per row and candidate)."""
+def _cache_path(report_dir, config, subjects, stride):
+    names = "_".join(str(s) for s in subjects)
+    return os.path.join(report_dir, "cache", f"mixture_{config.load}_S{names}_every{stride}.npz")
+
+
+def fit(params, targets, stats, config, granularity):
+    """{objective: per-joint factors (J,)}; the calibration objective on at most
+    CALIBRATION_FIT_FRAMES of the rows (it draws 200 samples per row and candidate)."""
     means, scales, weights = params
     means_mm, sigmas_mm = distribution_report.predicted_mm(stats, means, scales,
                                                            config.predict_14)
@@ -55,23 +70,32 @@ def fit(params, targets, stats, config, granularity, calibration_every):
         else None
     if granularity == "group" and groups is None:
         raise UserError("--granularity group needs the 16 predicted joints (not --predict_14)")
-    every = slice(None, None, calibration_every)
+    every = calibration_rows(len(targets))
     calibrated, _ = recalibration_fit.fit_calibration(
         means_mm[every], sigmas_mm[every], weights[every], targets[every], groups)
     return {"nll": recalibration_fit.fit_nll(means_mm, sigmas_mm, weights, targets, groups),
             "calibration": calibrated}
 
 
-def fit_and_measure(config, granularity, nll_stride, calibration_stride, report_dir, say):
-    """Fit on config.train_subjects, measure on config.test_subjects (if any); writes the
-    report and reliability diagrams to `report_dir`, returns the report."""
+def calibration_rows(count):
+    """The rows the calibration objective is fitted on: every k-th, at most
+    CALIBRATION_FIT_FRAMES."""
+    return slice(None, None, max(1, -(-count // CALIBRATION_FIT_FRAMES)))
+
+
+def fit_and_measure(config, granularity, fit_stride, test_stride, report_dir, say):
+    """Fit on config.train_subjects (every `fit_stride`-th frame), measure on
+    config.test_subjects (if any, every `test_stride`-th); writes the report and
+    reliability diagrams to `report_dir`, returns the report."""
     config, model, stats = load_checkpoint(config)
-    held_out, test_set, _ = splits.load_splits(dataclasses.replace(config, test=False),
-                                               need_train=True)
+    held_out, test_set, _ = splits.load_splits(config, need_train=True)
     predictor = prediction.make_predictor(model, jit_compile=False)
-    params, targets = predict(predictor, stats, held_out, config, nll_stride)
-    say(f"fitting on {len(targets)} frames of subjects {list(config.train_subjects)}")
-    factors = fit(params, targets, stats, config, granularity, calibration_stride // nll_stride)
+    params, targets = predict(predictor, stats, held_out, config, fit_stride, _cache_path(
+        report_dir, config, config.train_subjects, fit_stride))
+    say(f"fitting on {len(targets)} frames of subjects {list(config.train_subjects)} "
+        f"(the calibration objective on "
+        f"{len(range(len(targets))[calibration_rows(len(targets))])})")
+    factors = fit(params, targets, stats, config, granularity)
     names = [skeleton.H36M17_NAMES[j] for j in skeleton.output_joints(config.predict_14)]
     report = {"checkpoint": config.load, "load_dir": config.load_dir,
               "calibration_subjects": list(config.train_subjects),
@@ -84,12 +108,15 @@ def fit_and_measure(config, granularity, nll_stride, calibration_stride, report_
             config.load, joint_factors, config.predict_14,
             calibration_subjects=list(config.train_subjects), objective=objective,
             granularity=granularity,
-            frames={"nll": len(targets),
-                    "calibration": len(range(0, len(targets), calibration_stride // nll_stride))
-                    }[objective])
+            frames=len(targets) if objective == "nll"
+            else len(range(len(targets))[calibration_rows(len(targets))]))
     if test_set is not None and len(test_set):
-        report["test"] = measure_variants(predictor, stats, test_set, config, factors,
+        test_params, test_targets = predict(predictor, stats, test_set, config, test_stride,
+                                            _cache_path(report_dir, config,
+                                                        config.test_subjects, test_stride))
+        report["test"] = measure_variants(test_params, test_targets, stats, config, factors,
                                           report_dir, say)
+        report["test_frame_stride"] = test_stride
     os.makedirs(report_dir, exist_ok=True)
     path = os.path.join(report_dir, f"recalibration_report_{config.load}_{granularity}.json")
     with atomic_write(path) as handle:
@@ -98,11 +125,9 @@ def fit_and_measure(config, granularity, nll_stride, calibration_stride, report_
     return report
 
 
-def measure_variants(predictor, stats, test_set, config, factors, report_dir, say):
+def measure_variants(params, targets, stats, config, factors, report_dir, say):
     """{"raw" | objective: distribution_report figures} on the test subjects, and a
     reliability diagram for each."""
-    stride = distribution_report.FRAME_STRIDE
-    params, targets = predict(predictor, stats, test_set, config, stride)
     scale = targets.shape[1] / len(skeleton.eval_joints(config.predict_14))
     results = {}
     for variant in VARIANTS:
@@ -115,7 +140,6 @@ def measure_variants(predictor, stats, test_set, config, factors, report_dir, sa
             observed, distribution_report.joint_groups(config.predict_14),
             f"subjects {list(config.test_subjects)}, {variant}: calibration error "
             f"{figures['calibration_error']:.3f}")
-        say(f"test subjects {list(config.test_subjects)}, {variant} ({len(targets)} frames, "
-            f"every {stride}-th):\n{distribution_report.format_figures(figures)}\n"
+        say(f"test subjects {list(config.test_subjects)}, {variant} ({len(targets)} frames):\n{distribution_report.format_figures(figures)}\n"
             f"{distribution_report.format_radius(figures['radius'])}")
     return results
