@@ -92,11 +92,8 @@ def measure(means_mm, sigmas_mm, weights, targets_mm, mpjpe_scale, rng):
     levels = uncertainty.default_levels()
     counts = np.zeros((j, len(levels)), np.int64)
     best_of = {SAMPLES: [], FEW_SAMPLES: []}
-    for start in range(0, n, ROWS_PER_CHUNK):
-        rows = slice(start, start + ROWS_PER_CHUNK)
-        samples = uncertainty.sample_mixture_mm(
-            means_mm[rows].reshape(-1, k, j * 3), sigmas_mm[rows].reshape(-1, k, j * 3),
-            weights[rows], SAMPLES, rng).reshape(-1, SAMPLES, j, 3)
+    for rows, samples in uncertainty.sample_chunks(means_mm, sigmas_mm, weights, SAMPLES, rng,
+                                                   ROWS_PER_CHUNK):
         counts += uncertainty.calibration_counts(samples, targets_mm[rows], levels)
         for count in best_of:
             best_of[count].append(uncertainty.min_mpjpe_of_samples(samples[:, :count],
