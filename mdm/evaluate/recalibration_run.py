@@ -140,6 +140,7 @@ def measure_variants(params, targets, stats, config, factors, report_dir, say):
             observed, distribution_report.joint_groups(config.predict_14),
             f"subjects {list(config.test_subjects)}, {variant}: calibration error "
             f"{figures['calibration_error']:.3f}")
-        say(f"test subjects {list(config.test_subjects)}, {variant} ({len(targets)} frames):\n{distribution_report.format_figures(figures)}\n"
+        say(f"test subjects {list(config.test_subjects)}, {variant} ({len(targets)} frames):\n"
+            f"{distribution_report.format_figures(figures)}\n"
             f"{distribution_report.format_radius(figures['radius'])}")
     return results
