@@ -58,7 +58,7 @@ def numpy_radius(lifter, pixels, coverage, seed, factors, kernel=None):
     means, scales, weights = (t.numpy() for t in lifter.model(z.astype(np.float32),
                                                               training=False))
     noise = mixture.shared_noise(radius.RADIUS_SAMPLES, 48, seed)
-    coordinate = None if factors is None else mixture.coordinate_factors_of(factors)
+    coordinate = None if factors is None else recalibration.coordinate_factors(factors)
     draws = mixture.sample_with_noise(means, scales, weights, noise, coordinate).numpy()
     kernel = np.argmax(weights, axis=1) if kernel is None else kernel
     chosen = means[np.arange(len(means)), kernel]

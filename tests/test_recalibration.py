@@ -29,7 +29,7 @@ def _mixture(rng, rows=6, kernels=3, joints=4):
 def test_recalibrated_log_prob_equals_scipy():
     rng = np.random.default_rng(0)
     means, scales, weights = _mixture(rng)
-    factors = mixture.coordinate_factors_of([0.5, 1.0, 2.0, 3.0])
+    factors = recalibration.coordinate_factors([0.5, 1.0, 2.0, 3.0])
     targets = rng.normal(0.0, 1.0, (6, 12))
     distribution = mixture.mixture_distribution(means.astype(np.float64),
                                                 scales.astype(np.float64),
@@ -50,7 +50,7 @@ def test_shared_noise_draws_follow_the_mixture_and_ignore_the_batch():
     means[:, 2] -= 100.0
     scales = np.array([[1.0, 2.0, 1.0], [1.0, 1.0, 1.0]], np.float32)
     weights = np.array([[0.2, 0.5, 0.3], [1.0, 0.0, 0.0]], np.float32)
-    factors = mixture.coordinate_factors_of([1.0, 3.0])
+    factors = recalibration.coordinate_factors([1.0, 3.0])
     noise = mixture.shared_noise(20000, 6, 5)
     draws = mixture.sample_with_noise(means, scales, weights, noise, factors).numpy()
     middle, high = np.abs(draws[0, :, 0]) < 50, draws[0, :, 0] > 50
@@ -90,7 +90,7 @@ def test_radius_covers_truth_drawn_from_the_mixture():
     rng = np.random.default_rng(2)
     rows, joints = 3000, 4
     means, scales, weights = _mixture(rng, rows, 3, joints)
-    factors = mixture.coordinate_factors_of([0.7, 1.0, 1.5, 2.0])
+    factors = recalibration.coordinate_factors([0.7, 1.0, 1.5, 2.0])
     spread = rng.uniform(20.0, 80.0, 3 * joints)
     kernel = np.array([rng.choice(3, p=w / w.sum()) for w in weights])
     truth = means[np.arange(rows), kernel] + scales[np.arange(rows), kernel, None] * factors \

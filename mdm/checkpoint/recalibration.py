@@ -33,7 +33,7 @@ class Recalibration:
     @property
     def coordinate_factors(self):
         """(3 J_out,) the factor of each flat output coordinate (x, y, z per joint)."""
-        return np.repeat(self.joint_factors, 3).astype(np.float32)
+        return coordinate_factors(self.joint_factors)
 
     def factors_17(self, predict_14):
         """(17,) factor per joint of H36M17_NAMES, 1 where the model predicts nothing."""
@@ -46,6 +46,11 @@ class Recalibration:
         return (f"recalibrated spread from {record.get('path', FILE_NAME)} (checkpoint-"
                 f"{record['checkpoint']}, subjects {record.get('calibration_subjects')}, "
                 f"objective {record.get('objective')})")
+
+
+def coordinate_factors(joint_factors):
+    """(J,) per-joint factors -> (3 J,) float32 per flat output coordinate (x, y, z)."""
+    return np.repeat(np.asarray(joint_factors, np.float64), 3).astype(np.float32)
 
 
 def record_path(directory):

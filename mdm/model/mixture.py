@@ -10,7 +10,6 @@ every kernel: N(y; mu_k, diag(s_k c)^2). Without factors (c = 1) it is the netwo
 mixture, the one training fits.
 """
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -92,7 +91,3 @@ def sample_with_noise(means, scales, weights, noise, coordinate_factors=None):
     chosen_stds = tf.gather(stds, kernel, batch_dims=1)
     return chosen_means + chosen_stds * tf.cast(normal, means.dtype)[None]
 
-
-def coordinate_factors_of(joint_factors):
-    """(J,) per-joint factors -> (3 J,) per-coordinate factors (x, y, z of each joint)."""
-    return np.repeat(np.asarray(joint_factors, np.float64), 3)
