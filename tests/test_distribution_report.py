@@ -64,9 +64,8 @@ def test_a_calibrated_mixture_has_a_small_calibration_error_and_an_overconfident
     assert good["calibration_error"] < 0.03 < 0.15 < bad["calibration_error"]
 
 
-def test_run_writes_the_figures_and_the_reliability_diagram(tmp_path):
-    rng = np.random.default_rng(6)
-    n, k = 24, 2
+def report_case(rng, n, k):
+    """Statistics, a random K-kernel mixture (normalised) and a PoseSet of n frames."""
     poses_3d = rng.normal(0.0, 200.0, (n, 17, 3))
     poses_3d[:, 0] = 0.0
     stats = NormStats.from_training(rng.normal(500, 50, (n, 16, 2)), poses_3d)
@@ -76,6 +75,12 @@ def test_run_writes_the_figures_and_the_reliability_diagram(tmp_path):
                        poses_3d=poses_3d.astype(np.float32), roots=np.zeros((n, 3)),
                        stream_index=np.zeros(n, np.int32), frame_index=np.arange(n),
                        streams=[Stream(9, "Walking", "Walking 1", 0)])
+    return stats, mixture, pose_set
+
+
+def test_run_writes_the_figures_and_the_reliability_diagram(tmp_path):
+    n, k = 24, 2
+    stats, mixture, pose_set = report_case(np.random.default_rng(6), n, k)
     config = Config(train_dir=str(tmp_path), load=7, num_models=k)
     figures = distribution_report.run(mixture, stats, pose_set, config)
     written = json.load(open(tmp_path / "uncertainty_7.json"))
@@ -91,17 +96,9 @@ def test_run_applies_the_recalibration_of_its_step_and_names_the_files(tmp_path)
 
     from mdm.checkpoint import recalibration
 
-    rng = np.random.default_rng(7)
-    n, k = 40, 2
-    poses_3d = rng.normal(0.0, 200.0, (n, 17, 3))
-    poses_3d[:, 0] = 0.0
-    stats = NormStats.from_training(rng.normal(500, 50, (n, 16, 2)), poses_3d)
-    mixture = (rng.normal(size=(n, k, 48)), rng.uniform(0.5, 1.5, (n, k)),
-               rng.dirichlet(np.ones(k), n))
-    pose_set = PoseSet(poses_2d=np.zeros((n, 16, 2), np.float32),
-                       poses_3d=poses_3d.astype(np.float32), roots=np.zeros((n, 3)),
-                       stream_index=np.zeros(n, np.int32), frame_index=np.arange(n),
-                       streams=[Stream(9, "Walking", "Walking 1", 0)])
+    k = 2
+    stats, mixture, pose_set = report_case(np.random.default_rng(7), 40, k)
+    poses_3d = pose_set.poses_3d.astype(np.float64)
     factors = np.full(16, 0.5)
     recalibration.write_record(str(tmp_path), recalibration.make_record(7, factors, False))
     config = Config(train_dir=str(tmp_path), load=7, num_models=k)

@@ -13,13 +13,11 @@ from numpy.testing import assert_allclose
 
 from mdm import calibrate, infer
 from mdm.checkpoint import recalibration
-from mdm.core.config import Config
 from mdm.core.errors import UserError
-from mdm.data.normalization import NormStats
 from mdm.model import mixture, radius
-from mdm.model.network import build_model
 from mdm.serve import export
 from mdm.serve.lifter import Lifter
+from lifter_helpers import save_random_lifter
 
 STEP = 3
 FACTORS = np.linspace(0.5, 2.0, 16)
@@ -28,14 +26,8 @@ FACTORS = np.linspace(0.5, 2.0, 16)
 @pytest.fixture(scope="module")
 def checkpoint_dir(tmp_path_factory):
     """A tiny K = 3 checkpoint with a recalibration.json fitted for its step."""
-    directory = str(tmp_path_factory.mktemp("recalibrated"))
-    rng = np.random.default_rng(11)
-    poses_3d = rng.normal(0.0, 250.0, (17, 3)) + rng.normal(0.0, 60.0, (100, 17, 3))
-    poses_3d[:, 0] = 0.0
-    stats = NormStats.from_training(rng.uniform(300, 700, (16, 2)) +
-                                    rng.normal(0.0, 30.0, (100, 16, 2)), poses_3d)
-    config = Config(linear_size=32, num_layers=1, num_models=3)
-    Lifter(build_model(config, 48), stats, config).save(directory, STEP)
+    directory = save_random_lifter(str(tmp_path_factory.mktemp("recalibrated")), seed=11,
+                                   step=STEP)
     recalibration.write_record(directory, recalibration.make_record(
         STEP, FACTORS, False, objective="nll", calibration_subjects=[7]))
     return directory
