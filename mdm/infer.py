@@ -12,6 +12,10 @@ Detector orders (coco, openpose25, h36m17) go through mdm.serve.detector_lifting
 below --min_confidence are missing, the joints the format lacks are derived, the camera is
 normalised (--camera_norm), and a frame that cannot be lifted is flagged in the output.
 
+Every answer carries a per-joint radius (mm) around the chosen pose that holds the truth
+with probability --coverage, from the mixture recalibrated by the checkpoint's
+recalibration.json when there is one (--recalibrate False: the raw spread).
+
 Mistakes in the input or the flags end with one line `error: ...` and exit status 1.
 """
 
@@ -29,6 +33,8 @@ from mdm.serve import animation, camera_norm, detector_formats, keypoint_files
 from mdm.serve.animation import DEFAULT_FPS
 from mdm.serve.detector_lifting import AUTO, DEFAULT_MIN_CONFIDENCE, DetectorOptions
 from mdm.evaluate.oracle_free import DEFAULT_SMOOTHNESS
+
+DEFAULT_COVERAGE = 0.9  # mdm.model.radius.DEFAULT_COVERAGE, without importing TensorFlow
 
 PLOT_LIMIT = 20  # figures written by --plot: one per input pose, the first ones only
 # Camera axes (x right, y down, z forward) -> drawing axes with z up: a rotation.
@@ -75,6 +81,12 @@ def build_parser():
     parser.add_argument("--smoothness", type=float, default=None,
                         help="weight of the frame-to-frame change in --select temporal, per "
                         "mm (default: the value chosen on Human3.6M's training subjects)")
+    parser.add_argument("--coverage", type=float, default=DEFAULT_COVERAGE,
+                        help="probability of the per-joint radius around the chosen pose "
+                        f"(radius_mm; default {DEFAULT_COVERAGE})")
+    parser.add_argument("--recalibrate", type=_boolean, default=True, metavar="{True,False}",
+                        help="apply the checkpoint's recalibration.json (python -m "
+                        "mdm.calibrate) when it was fitted for this step (default True)")
     parser.add_argument("--plot", help=f"directory for figures (first {PLOT_LIMIT} poses)")
     parser.add_argument("--animation", help="write the frames as an animation (.gif, or .mp4 "
                         "when ffmpeg is installed): the 2D input beside the chosen 3D pose "
@@ -96,6 +108,14 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         return exit_on_user_error(lambda: run(args, quiet_import=quiet))
+
+
+def _boolean(text):
+    """True/False (also 1/0, yes/no) for --recalibrate."""
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text.lower() not in words:
+        raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+    return words[text.lower()]
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -120,7 +140,7 @@ def run(args, quiet_import=False):
     if args.export:
         from mdm.serve import export
 
-        export.export_saved_model(lifter, args.export, joint_order)
+        export.export_saved_model(lifter, args.export, joint_order, args.coverage, args.seed)
         print(f"SavedModel written to {args.export} (signature '{export.SIGNATURE}')")
 
 
@@ -137,6 +157,9 @@ def _check_arguments(args):
         raise UserError(f"--num_samples must be >= 0 (got {args.num_samples})")
     if args.smoothness is not None and not (args.smoothness >= 0 and args.smoothness < 1e9):
         raise UserError(f"--smoothness must be a finite number >= 0 (got {args.smoothness})")
+    if not 0.0 < args.coverage < 1.0:
+        raise UserError(f"--coverage must be a probability between 0 and 1, exclusive "
+                        f"(got {args.coverage})")
     if args.smoothness is not None and args.select != "temporal":
         raise UserError("--smoothness goes with --select temporal")
     _check_detector_arguments(args)
@@ -194,7 +217,8 @@ def _run_detections(args, quiet_import):
         principal_point=image_centre(args.image_size))
     lifter = _load_lifter(args, quiet_import)
     lifted = lifter.predict_detections(detections, options, args.select == "temporal",
-                                       args.smoothness, args.num_samples, args.seed)
+                                       args.smoothness, args.num_samples, args.seed,
+                                       args.coverage)
     flagged = np.flatnonzero(~lifted.valid)
     if len(flagged):
         first = flagged[0]
@@ -216,7 +240,11 @@ def _load_lifter(args, quiet_import):
         import_tensorflow_quietly()
     from mdm.serve.lifter import Lifter
 
-    return Lifter.load(args.load_dir, args.load, data_dir=args.data_dir)
+    lifter = Lifter.load(args.load_dir, args.load, data_dir=args.data_dir,
+                         recalibrate=args.recalibrate)
+    if lifter.recalibration is not None:
+        print(lifter.recalibration.summary())
+    return lifter
 
 
 def _lift(lifter, keypoints, args):
@@ -231,13 +259,13 @@ def _lift(lifter, keypoints, args):
                         "length cannot be normalised")
     model_keypoints = camera_norm.apply(keypoints, scale, offset)
     hypotheses = lifter.predict(model_keypoints, keypoint_files.H36M, args.num_samples,
-                                args.seed)
+                                args.seed, args.coverage)
     arrays = hypotheses.as_arrays()
     metadata = dict(_metadata(lifter, args), camera_norm=mode)
     chosen = hypotheses.poses[:, 0]
     if args.select == "temporal":
         arrays, metadata["smoothness"] = _with_temporal_path(lifter, model_keypoints, arrays,
-                                                             args.smoothness)
+                                                             args.smoothness, args)
         chosen = arrays["path_pose_3d"]
     _write_outputs(args, lifter, arrays, metadata, keypoints, hypotheses, chosen)
 
@@ -246,7 +274,8 @@ def _metadata(lifter, args):
     return {"checkpoint": lifter.source, "units": "mm", "frame": "camera",
             "root_relative": True, "num_hypotheses": lifter.num_models,
             "input": args.input, "num_samples": args.num_samples, "seed": args.seed,
-            "miss_num": lifter.miss_num, "select": args.select}
+            "miss_num": lifter.miss_num, "select": args.select,
+            **radius_metadata(lifter, args.coverage)}
 
 
 def _write_outputs(args, lifter, arrays, metadata, keypoints, hypotheses, chosen,
@@ -266,25 +295,40 @@ def _write_outputs(args, lifter, arrays, metadata, keypoints, hypotheses, chosen
         print(f"animation of {count} frame(s) written to {args.animation}")
 
 
-def _with_temporal_path(lifter, keypoints, arrays, smoothness):
+def radius_metadata(lifter, coverage):
+    """What radius_mm is: its probability, draws, the pose it is around, and the
+    recalibration behind it (None: the network's raw spread)."""
+    from mdm.model.radius import RADIUS_SAMPLES
+
+    return {"coverage": coverage, "radius_samples": RADIUS_SAMPLES,
+            "radius_around": "the most probable hypothesis (the temporal path's pose for "
+                             "path_radius_mm)",
+            "recalibration": lifter.recalibration.record if lifter.recalibration else None}
+
+
+def _with_temporal_path(lifter, keypoints, arrays, smoothness, args):
     """`arrays` plus the temporal path: path_pose_3d (T, 17, 3), path_kernel and
-    path_probability (T,)."""
+    path_probability (T,), path_radius_mm (T, 17)."""
     smoothness = DEFAULT_SMOOTHNESS if smoothness is None else smoothness
-    path = lifter.predict_sequence(keypoints, keypoint_files.H36M, smoothness)
+    path = lifter.predict_sequence(keypoints, keypoint_files.H36M, smoothness, args.coverage,
+                                   args.seed)
     return dict(arrays, path_pose_3d=path.poses, path_kernel=path.kernel,
-                path_probability=path.probability), smoothness
+                path_probability=path.probability, path_radius_mm=path.radius_mm), smoothness
 
 
 def plot_hypotheses(directory, keypoints, hypotheses, rows):
     """One PNG per input pose of `rows`: the 2D input, then the K hypotheses turned from
-    camera axes to z up, with their weights. Returns the paths."""
+    camera axes to z up, with their weights, the most probable one with its per-joint
+    radius as a sphere per joint. Returns the paths."""
     from mdm.evaluate import figures
 
     os.makedirs(directory, exist_ok=True)
     upright = camera_to_upright(hypotheses.poses)
     return [figures.draw_hypotheses_figure(
                 os.path.join(directory, f"pose_{n:05d}.png"), keypoints[n], upright[n],
-                weights=hypotheses.weights[n])
+                weights=hypotheses.weights[n],
+                radius=None if hypotheses.radius_mm is None else hypotheses.radius_mm[n],
+                coverage=hypotheses.coverage)
             for n in rows]
 
 

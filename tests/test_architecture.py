@@ -15,7 +15,7 @@ LAYERS = {
     "mdm.evaluate": 3,
     "mdm.train": 4, "mdm.serve": 4,
     "mdm.cli": 4,
-    "mdm.infer": 5, "mdm.synthetic": 5, "mdm": 5,
+    "mdm.infer": 5, "mdm.calibrate": 5, "mdm.synthetic": 5, "mdm": 5,
 }
 
 

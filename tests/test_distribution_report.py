@@ -64,9 +64,8 @@ def test_a_calibrated_mixture_has_a_small_calibration_error_and_an_overconfident
     assert good["calibration_error"] < 0.03 < 0.15 < bad["calibration_error"]
 
 
-def test_run_writes_the_figures_and_the_reliability_diagram(tmp_path):
-    rng = np.random.default_rng(6)
-    n, k = 24, 2
+def report_case(rng, n, k):
+    """Statistics, a random K-kernel mixture (normalised) and a PoseSet of n frames."""
     poses_3d = rng.normal(0.0, 200.0, (n, 17, 3))
     poses_3d[:, 0] = 0.0
     stats = NormStats.from_training(rng.normal(500, 50, (n, 16, 2)), poses_3d)
@@ -76,9 +75,48 @@ def test_run_writes_the_figures_and_the_reliability_diagram(tmp_path):
                        poses_3d=poses_3d.astype(np.float32), roots=np.zeros((n, 3)),
                        stream_index=np.zeros(n, np.int32), frame_index=np.arange(n),
                        streams=[Stream(9, "Walking", "Walking 1", 0)])
+    return stats, mixture, pose_set
+
+
+def test_run_writes_the_figures_and_the_reliability_diagram(tmp_path):
+    n, k = 24, 2
+    stats, mixture, pose_set = report_case(np.random.default_rng(6), n, k)
     config = Config(train_dir=str(tmp_path), load=7, num_models=k)
     figures = distribution_report.run(mixture, stats, pose_set, config)
     written = json.load(open(tmp_path / "uncertainty_7.json"))
     assert written["frames"] == len(range(0, n, distribution_report.FRAME_STRIDE))
     assert written["calibration_error"] == pytest.approx(figures["calibration_error"])
     assert (tmp_path / "reliability_7.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_applies_the_recalibration_of_its_step_and_names_the_files(tmp_path):
+    """A recalibration.json for the loaded step changes the spread (factors multiply the
+    per-joint stds) and the files are *_recalibrated; --recalibrate False measures raw."""
+    import dataclasses
+
+    from mdm.checkpoint import recalibration
+
+    k = 2
+    stats, mixture, pose_set = report_case(np.random.default_rng(7), 40, k)
+    poses_3d = pose_set.poses_3d.astype(np.float64)
+    factors = np.full(16, 0.5)
+    recalibration.write_record(str(tmp_path), recalibration.make_record(7, factors, False))
+    config = Config(train_dir=str(tmp_path), load=7, num_models=k)
+    recalibrated = distribution_report.run(mixture, stats, pose_set, config)
+    raw = distribution_report.run(mixture, stats, pose_set,
+                                  dataclasses.replace(config, recalibrate=False))
+    written = json.load(open(tmp_path / "uncertainty_7_recalibrated.json"))
+    assert written["recalibration"]["checkpoint"] == 7
+    assert json.load(open(tmp_path / "uncertainty_7.json"))["recalibration"] is None
+    assert (tmp_path / "reliability_7_recalibrated.png").is_file()
+    # Halving every std: the NLL changes by the log-ratio and the squared residuals.
+    stride = distribution_report.FRAME_STRIDE
+    means_mm, sigmas_mm = distribution_report.predicted_mm(
+        stats, mixture[0][::stride], mixture[1][::stride], False)
+    targets = poses_3d[::stride, 1:]
+    log_terms = [scipy_stats.norm.logpdf(targets[:, None], means_mm, sigmas_mm * f).sum(
+        axis=(2, 3)) + np.log(mixture[2][::stride]) for f in (1.0, 0.5)]
+    assert_allclose([raw["nll_nats_per_pose"], recalibrated["nll_nats_per_pose"]],
+                    [-logsumexp(terms, axis=1).mean() for terms in log_terms], rtol=1e-9)
+    assert set(recalibrated["radius"]["observed"]) == {"0.5", "0.9", "0.95"}
+    assert recalibrated["radius"]["mean_radius_mm"]["0.9"] < raw["radius"]["mean_radius_mm"]["0.9"]

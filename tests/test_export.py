@@ -21,6 +21,7 @@ from mdm.model.network import build_model
 from mdm.serve import export, keypoint_files
 from mdm.serve.keypoint_files import INPUT_NAMES
 from mdm.serve.lifter import Lifter
+from lifter_helpers import save_random_lifter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,15 +38,7 @@ FRESH_PROCESS = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def lifter_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("checkpoint"))
-    rng = np.random.default_rng(6)
-    poses_3d = rng.normal(0.0, 250.0, (17, 3)) + rng.normal(0.0, 60.0, (100, 17, 3))
-    poses_3d[:, 0] = 0.0
-    stats = NormStats.from_training(rng.uniform(300, 700, (16, 2)) +
-                                    rng.normal(0.0, 30.0, (100, 16, 2)), poses_3d)
-    config = Config(linear_size=32, num_layers=1, num_models=3)
-    Lifter(build_model(config, 48), stats, config).save(directory, 9)
-    return directory
+    return save_random_lifter(str(tmp_path_factory.mktemp("checkpoint")), seed=6, step=9)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +61,8 @@ def assert_same_as_api(outputs, want):
     np.testing.assert_allclose(outputs["scales_mm"], want.scales_mm, rtol=1e-6, atol=1e-4)
     np.testing.assert_array_equal(outputs["kernel_index"], want.kernel_index)
     np.testing.assert_array_equal(outputs["missing"], want.missing)
+    # The same seeded draws in the graph as in Lifter.predict (mdm/model/radius.py).
+    np.testing.assert_allclose(outputs["radius_mm"], want.radius_mm, rtol=1e-4, atol=1e-3)
 
 
 def _mpii(pixels):

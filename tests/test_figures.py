@@ -106,3 +106,21 @@ def test_plot_training_curve_to_file_and_axes(tmp_path):
     assert figures.plot_training_curve(ax, history) is ax
     assert [line.get_label() for line in ax.get_lines()] == ["loss", "error_mm"]
     assert list(ax.get_lines()[1].get_xdata()) == [1, 2, 3]
+
+
+def test_radius_spheres_on_the_most_probable_hypothesis_only():
+    """One wireframe sphere per joint of positive radius, centred on the joint, of that
+    radius; only on the most probable hypothesis's panel."""
+    pose_2d, hypotheses, _, _ = sample_inputs(3)
+    weights = np.array([0.2, 0.5, 0.3])
+    radius = np.linspace(0.0, 160.0, 17)  # the root's 0: no sphere
+    figure = figures.hypotheses_figure(pose_2d, hypotheses, weights, radius=radius,
+                                       coverage=0.9)
+    first, others = figure.get_axes()[1], figure.get_axes()[2:]
+    assert first.get_title() == "Hypothesis 1\nw = 0.500\n0.9 radius"
+    spheres = first.collections
+    assert len(spheres) == 16 and all(not ax.collections for ax in others)
+    for joint, sphere in zip(range(1, 17), spheres):
+        points = np.concatenate([np.asarray(segment) for segment in sphere._segments3d])
+        distances = np.linalg.norm(points - hypotheses[1][joint], axis=-1)
+        np.testing.assert_allclose(distances, radius[joint], rtol=1e-9)

@@ -90,6 +90,10 @@ class Config:
                                         flag="evaluateActionWise")
     uncertainty: bool = option(False, "With --test: also measure the mixture as a "
                                "distribution (NLL, best of N samples, calibration)")
+    # mdm/checkpoint/recalibration.py: factors fitted on held-out subjects (mdm.calibrate).
+    recalibrate: bool = option(True, "With --uncertainty: apply the recalibration.json next "
+                               "to the checkpoint when it was fitted for the loaded step "
+                               "(False: the network's raw spread)")
     # Run control. The directories default inside this repository (docs/faithfulness.md §10).
     train_dir: str = option("experiments/mdm", "Training directory: checkpoints, log, "
                             "summaries, results")

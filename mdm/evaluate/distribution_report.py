@@ -13,6 +13,13 @@ carries no density), this reports:
   than the q-quantile of the samples' distances; its expected calibration error (mean
   |observed - q|, median over joints), and the reliability diagram as a PNG.
 
+* the per-joint radius around the most probable hypothesis (mdm/model/radius.py) for
+  p = 0.5, 0.9 and 0.95, and how often it holds the ground truth, per joint group.
+
+With a recalibration file for the checkpoint (mdm/checkpoint/recalibration.py) and
+--recalibrate True (the default), every figure is of the recalibrated mixture and the
+files are named *_recalibrated; --recalibrate False measures the network's raw spread.
+
 Frames: every FRAME_STRIDE-th test frame (consecutive 50 Hz frames are nearly the same
 pose, and sorting 200 samples per joint of every frame is the slow part).
 """
@@ -23,9 +30,10 @@ import os
 
 import numpy as np
 
+from mdm.checkpoint import recalibration
 from mdm.core import skeleton
 from mdm.core.atomic import atomic_write
-from mdm.evaluate import reliability_figure, uncertainty
+from mdm.evaluate import radius_coverage, reliability_figure, uncertainty
 
 LOG = logging.getLogger(__name__)
 FRAME_STRIDE = 4
@@ -35,14 +43,41 @@ SAMPLE_SEED = 0
 ROWS_PER_CHUNK = 1024  # (rows, 200, 16, 3) float32 samples at once: ~40 MB
 
 
-def predicted_mm(stats, means, scales, predict_14):
+def predicted_mm(stats, means, scales, predict_14, joint_factors=None):
     """Kernel means (N, K, J, 3) and per-coordinate stds (N, K, J, 3) in mm, over the
-    J predicted joints."""
+    J predicted joints; `joint_factors` (J,) recalibrate the stds."""
     joints = skeleton.output_joints(predict_14)
     means_mm = stats.unnormalize_targets(means, predict_14)[:, :, joints]
-    std_mm = np.asarray(stats.std_3d, np.float64)[joints]
+    std_mm = output_spread(stats, predict_14).reshape(-1, 3)
+    if joint_factors is not None:
+        std_mm = std_mm * np.asarray(joint_factors, np.float64)[:, None]
     sigmas_mm = np.asarray(scales, np.float64)[:, :, None, None] * std_mm
     return means_mm, sigmas_mm
+
+
+def output_spread(stats, predict_14):
+    """(D,) mm per normalised unit of each flat output coordinate (the training std)."""
+    return np.asarray(stats.std_3d, np.float64)[skeleton.output_joints(predict_14)].ravel()
+
+
+def joint_groups(predict_14):
+    """The reliability diagram's groups over the predicted joints; None for --predict_14,
+    whose 14-joint set has other indices (overall figures only)."""
+    return None if predict_14 else reliability_figure.h36m17_joint_groups(root_dropped=True)
+
+
+def measure_all(mixture_params, stats, targets_mm, predict_14, mpjpe_scale, joint_factors=None):
+    """`measure` plus the radius coverage, for normalised mixture parameters."""
+    means, scales, weights = mixture_params
+    means_mm, sigmas_mm = predicted_mm(stats, means, scales, predict_14, joint_factors)
+    figures, levels, observed = measure(means_mm, sigmas_mm, weights, targets_mm, mpjpe_scale,
+                                        np.random.default_rng(SAMPLE_SEED))
+    factors = None if joint_factors is None else np.repeat(joint_factors, 3)
+    groups = joint_groups(predict_14) or {}
+    figures["radius"] = radius_coverage.measure(
+        means, scales, weights, means_mm, targets_mm, output_spread(stats, predict_14),
+        groups, factors)
+    return figures, levels, observed
 
 
 def measure(means_mm, sigmas_mm, weights, targets_mm, mpjpe_scale, rng):
@@ -57,11 +92,8 @@ def measure(means_mm, sigmas_mm, weights, targets_mm, mpjpe_scale, rng):
     levels = uncertainty.default_levels()
     counts = np.zeros((j, len(levels)), np.int64)
     best_of = {SAMPLES: [], FEW_SAMPLES: []}
-    for start in range(0, n, ROWS_PER_CHUNK):
-        rows = slice(start, start + ROWS_PER_CHUNK)
-        samples = uncertainty.sample_mixture_mm(
-            means_mm[rows].reshape(-1, k, j * 3), sigmas_mm[rows].reshape(-1, k, j * 3),
-            weights[rows], SAMPLES, rng).reshape(-1, SAMPLES, j, 3)
+    for rows, samples in uncertainty.sample_chunks(means_mm, sigmas_mm, weights, SAMPLES, rng,
+                                                   ROWS_PER_CHUNK):
         counts += uncertainty.calibration_counts(samples, targets_mm[rows], levels)
         for count in best_of:
             best_of[count].append(uncertainty.min_mpjpe_of_samples(samples[:, :count],
@@ -85,32 +117,49 @@ def measure(means_mm, sigmas_mm, weights, targets_mm, mpjpe_scale, rng):
 
 def run(mixture_params, stats, pose_set, config):
     """Measure, log, and write uncertainty_<step>.json and reliability_<step>.png to
-    train_dir; returns the figures."""
-    means, scales, weights = (np.asarray(a)[::FRAME_STRIDE] for a in mixture_params)
+    train_dir (with `_recalibrated` before the suffix when a recalibration is applied);
+    returns the figures."""
+    params = tuple(np.asarray(a)[::FRAME_STRIDE] for a in mixture_params)
     joints = skeleton.output_joints(config.predict_14)
-    means_mm, sigmas_mm = predicted_mm(stats, means, scales, config.predict_14)
+    recal = recalibration.load_for(config.load_dir or config.train_dir, config.load,
+                                   config.predict_14, config.recalibrate)
     targets = np.asarray(pose_set.poses_3d, np.float64)[::FRAME_STRIDE][:, joints]
     scale = len(joints) / len(skeleton.eval_joints(config.predict_14))
-    figures, levels, observed = measure(means_mm, sigmas_mm, weights, targets, scale,
-                                        np.random.default_rng(SAMPLE_SEED))
+    figures, levels, observed = measure_all(params, stats, targets, config.predict_14, scale,
+                                            recal.joint_factors if recal else None)
     figures.update(frame_stride=FRAME_STRIDE, num_models=config.num_models,
                    checkpoint=config.load, calibration_levels=levels.tolist(),
-                   calibration_observed=observed.tolist())
-    prefix = os.path.join(config.train_dir, f"uncertainty_{config.load}")
-    with atomic_write(prefix + ".json") as handle:
+                   calibration_observed=observed.tolist(),
+                   recalibration=recal.record if recal else None)
+    tag = f"{config.load}_recalibrated" if recal else f"{config.load}"
+    with atomic_write(os.path.join(config.train_dir, f"uncertainty_{tag}.json")) as handle:
         json.dump(figures, handle, indent=1)
-    groups = reliability_figure.h36m17_joint_groups(root_dropped=True)
-    if config.predict_14:
-        groups = None  # the 14-joint set has other indices: overall curve only
+    draw_reliability(os.path.join(config.train_dir, f"reliability_{tag}.png"), levels, observed,
+                     joint_groups(config.predict_14),
+                     f"K = {config.num_models}, checkpoint-{config.load}"
+                     f"{', recalibrated' if recal else ''}: calibration error "
+                     f"{figures['calibration_error']:.3f}")
+    LOG.info("the mixture as a distribution (%d frames, every %d-th%s):\n%s\n%s",
+             figures["frames"], FRAME_STRIDE, ", recalibrated" if recal else "",
+             format_figures(figures), format_radius(figures["radius"]))
+    return figures
+
+
+def draw_reliability(path, levels, observed, groups, title):
+    """The reliability diagram of per-joint curves (J, Q), one curve per group."""
     curves = (reliability_figure.group_curves(observed, groups) if groups
               else {"overall": uncertainty.overall_curve(observed)})
-    reliability_figure.draw_reliability_diagram(
-        prefix.replace("uncertainty_", "reliability_") + ".png", levels, curves,
-        title=f"K = {config.num_models}, checkpoint-{config.load}: "
-              f"calibration error {figures['calibration_error']:.3f}")
-    LOG.info("the mixture as a distribution (%d frames, every %d-th):\n%s", figures["frames"],
-             FRAME_STRIDE, format_figures(figures))
-    return figures
+    return reliability_figure.draw_reliability_diagram(path, levels, curves, title=title)
+
+
+def format_radius(radius_figures):
+    """Observed coverage of each nominal level's radius, one line per level."""
+    lines = []
+    for level, groups in radius_figures["observed"].items():
+        values = ", ".join(f"{name} {value:.3f}" for name, value in groups.items())
+        lines.append(f"  radius p = {level}: observed {values}; mean radius "
+                     f"{radius_figures['mean_radius_mm'][level]:.1f} mm")
+    return "\n".join(lines)
 
 
 def format_figures(figures):

@@ -24,6 +24,8 @@ LEFT_COLOUR = "#3498db"
 RIGHT_COLOUR = "#e74c3c"
 CENTRE_COLOUR = "#555555"
 PANEL_INCHES = (2.6, 3.3)
+RADIUS_COLOUR = "#2ca02c"
+SPHERE_STEPS = (9, 6)  # meridians x parallels of each radius sphere's wireframe
 
 
 def bone_colour(joint_a, joint_b):
@@ -92,13 +94,33 @@ def draw_skeleton_3d(ax, pose_3d):
         set_label(f"{name} (mm)", fontsize=7, labelpad=-12)
 
 
-def hypotheses_figure(pose_2d, hypotheses, weights=None, gt_3d=None, title=None):
+def draw_joint_radius(ax, pose_3d, radius_mm, colour=RADIUS_COLOUR):
+    """Draw a wireframe sphere of radius `radius_mm[j]` (17,) mm around each joint of
+    `pose_3d` (17, 3) on a 3D axes (a joint of radius 0, the root, gets none): where the
+    truth lies with the radius's probability (mdm/model/radius.py). Returns the axes."""
+    pose_3d = np.asarray(pose_3d, dtype=np.float64).reshape(-1, 3)
+    azimuth = np.linspace(0.0, 2.0 * np.pi, SPHERE_STEPS[0])
+    polar = np.linspace(0.0, np.pi, SPHERE_STEPS[1])
+    unit = np.stack([np.outer(np.cos(azimuth), np.sin(polar)),
+                     np.outer(np.sin(azimuth), np.sin(polar)),
+                     np.outer(np.ones_like(azimuth), np.cos(polar))])  # (3, A, P)
+    for centre, size in zip(pose_3d, np.asarray(radius_mm, dtype=np.float64)):
+        if size > 0 and np.isfinite(size):
+            sphere = centre[:, None, None] + size * unit
+            ax.plot_wireframe(*sphere, color=colour, linewidth=0.4, alpha=0.5)
+    return ax
+
+
+def hypotheses_figure(pose_2d, hypotheses, weights=None, gt_3d=None, title=None,
+                      radius=None, coverage=None):
     """Build (without saving) the one-row sample figure of docs/faithfulness.md §7.
 
     Panels: the 2D input `(16, 2)` px, the ground truth `(17, 3)` if given, then each of
     the K hypotheses `(K, 17, 3)` (root-centred, world frame, mm); with `weights` `(K,)`
     the most probable first, as `python -m mdm.infer` draws them, each titled with its
-    mixing weight. A legend tells the left limbs from the right. Returns the Figure.
+    mixing weight. A legend tells the left limbs from the right. With `radius` (17,) mm,
+    the most probable hypothesis (the first with `weights`) carries a sphere per joint
+    (`draw_joint_radius`) of probability `coverage`. Returns the Figure.
     """
     hypotheses = np.asarray(hypotheses, dtype=np.float64)
     if weights is not None:
@@ -115,14 +137,18 @@ def hypotheses_figure(pose_2d, hypotheses, weights=None, gt_3d=None, title=None)
     for panel, (panel_title, pose) in enumerate(poses_3d, start=2):
         ax_3d = figure.add_subplot(1, num_panels, panel, projection="3d")
         draw_skeleton_3d(ax_3d, pose)
+        first_hypothesis = panel == num_panels - len(hypotheses) + 1
+        if radius is not None and first_hypothesis:
+            draw_joint_radius(ax_3d, pose, radius)
+            panel_title += f"\n{coverage:g} radius" if coverage else "\nradius"
         ax_3d.set_title(panel_title, fontsize=9)
     if title:
         figure.suptitle(title, fontsize=10, y=0.99)
     _add_side_legend(figure)
     # Leave room above the two-line panel titles for the figure title, and below the
     # panels for the axis labels and the legend.
-    figure.subplots_adjust(left=0.05, right=0.97, bottom=0.16,
-                           top=0.80 if title else 0.86, wspace=0.15)
+    figure.subplots_adjust(left=0.05, right=0.97, bottom=0.16, wspace=0.15,
+                           top=(0.80 if title else 0.86) - (0.05 if radius is not None else 0))
     return figure
 
 
@@ -140,9 +166,10 @@ def _hypothesis_title(index, weights):
     return f"Hypothesis {index + 1}\nw = {float(np.asarray(weights)[index]):.3f}"
 
 
-def draw_hypotheses_figure(path, pose_2d, hypotheses, weights=None, gt_3d=None, title=None):
+def draw_hypotheses_figure(path, pose_2d, hypotheses, weights=None, gt_3d=None, title=None,
+                           radius=None, coverage=None):
     """Write the sample figure (see `hypotheses_figure`) as a PNG; returns `path`."""
-    figure = hypotheses_figure(pose_2d, hypotheses, weights, gt_3d, title)
+    figure = hypotheses_figure(pose_2d, hypotheses, weights, gt_3d, title, radius, coverage)
     return _save_and_free(figure, path)
 
 

@@ -96,6 +96,17 @@ def sample_mixture_mm(means_mm, sigmas_mm, weights, num_samples, rng):
     return (mean + sigma * noise).astype(np.result_type(means_mm, np.float32), copy=False)
 
 
+def sample_chunks(means_mm, sigmas_mm, weights, num_samples, rng, rows_per_chunk):
+    """Yield (rows, samples (n, S, J, 3)) over chunks of `rows_per_chunk` poses, from
+    kernels (N, K, J, 3), weights (N, K) and one Generator (`sample_mixture_mm`)."""
+    n, k, j, _ = means_mm.shape
+    for start in range(0, n, rows_per_chunk):
+        rows = slice(start, start + rows_per_chunk)
+        yield rows, sample_mixture_mm(
+            means_mm[rows].reshape(-1, k, j * 3), sigmas_mm[rows].reshape(-1, k, j * 3),
+            weights[rows], num_samples, rng).reshape(-1, num_samples, j, 3)
+
+
 def min_mpjpe_of_samples(samples, targets):
     """Best-of-S MPJPE: samples (N, S, J, 3), targets (N, J, 3) mm -> (N,) mm."""
     diff = np.asarray(samples) - np.asarray(targets)[:, None]

@@ -55,7 +55,8 @@ class FrameLift:
     camera_offset: np.ndarray  # (N, 2): model input = scale * pixels + offset
     camera_mode: str
     frames: tuple  # (N,) each frame's name in the input
-    path: dict = None  # --select temporal: path_pose_3d, path_kernel, path_probability
+    path: dict = None  # --select temporal: path_pose_3d, path_kernel, path_probability,
+    # path_radius_mm
 
     def chosen_poses(self):
         """(N, 17, 3): the temporal path's pose, else the most probable hypothesis."""
@@ -70,8 +71,11 @@ class FrameLift:
 
 
 def lift_detections(lifter, detections, options=DetectorOptions(), temporal=False,
-                    smoothness=None, num_samples=0, seed=0):
-    """FrameLift of mdm.serve.detector_formats.Detections with `lifter` (a Lifter)."""
+                    smoothness=None, num_samples=0, seed=0,
+                    coverage=0.9):  # mdm.model.radius.DEFAULT_COVERAGE (it loads TensorFlow)
+    """FrameLift of mdm.serve.detector_formats.Detections with `lifter` (a Lifter); every
+    lifted frame carries the per-joint radius of probability `coverage` around its chosen
+    pose (the most probable hypothesis, or the temporal path's)."""
     keypoints = derived_joints.apply_min_confidence(detections, options.min_confidence)
     pixels = derived_joints.to_model_joints(keypoints, detections.joint_order, options.rules)
     problems = frame_problems(keypoints, pixels)
@@ -91,13 +95,18 @@ def lift_detections(lifter, detections, options=DetectorOptions(), temporal=Fals
         raise UserError(f"none of the {len(pixels)} frame(s) can be lifted (frame "
                         f"{detections.frames[first]}: {problems[first]})")
     model_pixels = camera_norm.apply(pixels[valid], scale[valid], offset[valid])
-    lifted = lifter.predict(model_pixels, keypoint_files.H36M, num_samples, seed)
+    lifted, params = lifter.predict_with_parameters(model_pixels, keypoint_files.H36M,
+                                                    num_samples, seed, coverage)
     hypotheses = dataclasses.replace(_scatter(lifted, valid),
                                      missing=np.isnan(pixels).any(axis=-1))
     result = FrameLift(hypotheses, valid, tuple(problems), pixels, scale, offset,
                        mode, detections.frames)
     if temporal:
-        result = dataclasses.replace(result, path=_temporal_path(lifted, valid, smoothness))
+        path = _temporal_path(lifted, valid, smoothness)
+        kernel = path["path_kernel"][valid]
+        path["path_radius_mm"] = _spread_rows(
+            lifter.joint_radius(params, kernel, coverage, seed), valid, np.nan)
+        result = dataclasses.replace(result, path=path)
     return result
 
 
@@ -119,7 +128,7 @@ def _scatter(lifted, valid):
     """Hypotheses of the valid frames -> one row per frame, NaN (kernel -1) where flagged."""
     fields = {field.name: getattr(lifted, field.name) for field in dataclasses.fields(lifted)}
     return type(lifted)(**{
-        name: None if value is None else _spread_rows(
+        name: value if not isinstance(value, np.ndarray) else _spread_rows(
             value, valid, -1 if name == "kernel_index" else (True if name == "missing" else np.nan))
         for name, value in fields.items()})
 

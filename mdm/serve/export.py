@@ -8,6 +8,14 @@ in the joint order chosen at export (NaN = missing joint, normalised to 0 as wit
     poses_3d (N, K, 17, 3) mm, root-relative, camera frame   weights (N, K)
     scales (N, K) normalised-space std    scales_mm (N, K, 17, 3)    kernel_index (N, K)
     missing (N, 16) bool (model order)    valid (N,) bool
+    radius_mm (N, 17): per joint, the radius around the most probable hypothesis that
+        holds the truth with the probability chosen at export (--coverage)
+
+The recalibration applied by the exported Lifter (its checkpoint's recalibration.json)
+is baked in: scales_mm and radius_mm are of the recalibrated mixture. The radius is the
+quantile of the distances of radius.RADIUS_SAMPLES draws computed in the graph from the
+seed fixed at export (mdm/model/radius.py), the same draws as Lifter.predict with that
+seed, so the same radius.
 
 A graph cannot raise per pose the way `Lifter.predict` refuses an input, so `valid` is False
 for every pose the command line would refuse (a missing root or other non-limb joint, more
@@ -24,6 +32,7 @@ import tensorflow as tf
 
 from mdm.core import skeleton
 from mdm.core.errors import UserError
+from mdm.model import radius
 from mdm.serve import keypoint_files
 from mdm.serve.derived_joints import MAX_MISSING
 
@@ -34,9 +43,11 @@ SIGNATURE = "serving_default"
 class LiftingModule(tf.Module):
     """The Keras model plus the affine maps from pixels and to millimetres."""
 
-    def __init__(self, lifter, joint_order):
+    def __init__(self, lifter, joint_order, coverage=radius.DEFAULT_COVERAGE, seed=0):
         super().__init__(name="mdm_lifter")
         self.model = lifter.model
+        self._coverage, self._seed = float(coverage), int(seed)
+        self._coordinate_factors = lifter.coordinate_factors
         names = keypoint_files.joint_names(joint_order)
         # Row of each model input joint in the file's order.
         self._input_rows = np.array([names.index(n) for n in keypoint_files.INPUT_NAMES], np.int32)
@@ -50,6 +61,12 @@ class LiftingModule(tf.Module):
         self._spread_3d = stats.unnormalize_targets(np.ones(3 * len(joints)),
                                                     predict_14) - self._base_3d
         self._placement = np.eye(skeleton.NUM_JOINTS)[:, joints]  # (17, J_out)
+        self._output_spread = self._spread_3d[joints].ravel()  # (D,) mm per normalised unit
+        if lifter.recalibration is not None:
+            self._kernel_spread = self._spread_3d * lifter.recalibration.factors_17(
+                predict_14)[:, None]
+        else:
+            self._kernel_spread = self._spread_3d
         self._is_limb = np.isin(np.arange(keypoint_files.NUM_INPUT_JOINTS),
                                 skeleton.LIMB_INPUT_POSITIONS)  # (16,) model order
 
@@ -66,16 +83,27 @@ class LiftingModule(tf.Module):
         inputs = tf.reshape(tf.cast(normalised, tf.float32), [-1, 32])
         means, scales, weights = self.model(inputs, training=False)
         order = tf.argsort(weights, axis=1, direction="DESCENDING", stable=True)
+        radii = self._radius(means, scales, weights, order[:, 0])
         means = tf.gather(means, order, batch_dims=1)
         scales = tf.gather(scales, order, batch_dims=1)
         z = tf.reshape(tf.cast(means, tf.float64), [tf.shape(means)[0], tf.shape(means)[1], -1, 3])
         poses = self._base_3d + self._spread_3d * tf.einsum("jo,nkoc->nkjc", self._placement, z)
-        spread = tf.cast(self._spread_3d, tf.float32)
+        spread = tf.cast(self._kernel_spread, tf.float32)
         return {"poses_3d": _nan_unless(valid, tf.cast(poses, tf.float32)),
                 "weights": _nan_unless(valid, tf.gather(weights, order, batch_dims=1)),
                 "scales": _nan_unless(valid, scales),
                 "scales_mm": _nan_unless(valid, scales[:, :, None, None] * spread),
-                "kernel_index": order, "missing": missing, "valid": valid}
+                "kernel_index": order, "missing": missing, "valid": valid,
+                "radius_mm": _nan_unless(valid, radii)}
+
+    def _radius(self, means, scales, weights, most_probable):
+        """(N, 17) mm around kernel `most_probable` (N,), from the unsorted kernels (the
+        order Lifter.predict draws from), 0 where nothing is predicted."""
+        chosen = tf.gather(means, most_probable, batch_dims=1)
+        radii = radius.joint_radius(means, scales, weights, chosen, self._output_spread,
+                                    [self._coverage], self._seed,
+                                    self._coordinate_factors)[..., 0]
+        return tf.einsum("jo,no->nj", tf.cast(self._placement, tf.float32), radii)
 
     def _valid(self, pixels, missing):
         """(N,) bool: the pose passes Lifter.check_missing and has no infinite coordinate
@@ -93,21 +121,23 @@ def _nan_unless(valid, values):
     return tf.where(rows, values, tf.fill(tf.shape(values), tf.constant(np.nan, values.dtype)))
 
 
-def export_saved_model(lifter, directory, joint_order=keypoint_files.H36M):
-    """Write the SavedModel and EXPORT_CONFIG into `directory` (new or empty)."""
+def export_saved_model(lifter, directory, joint_order=keypoint_files.H36M,
+                       coverage=radius.DEFAULT_COVERAGE, seed=0):
+    """Write the SavedModel and EXPORT_CONFIG into `directory` (new or empty); radius_mm
+    holds the truth with probability `coverage`, from draws seeded by `seed`."""
     if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
         raise UserError(f"export directory {directory} exists and is not empty")
-    module = LiftingModule(lifter, joint_order)
+    module = LiftingModule(lifter, joint_order, coverage, seed)
     try:
         tf.saved_model.save(module, directory, signatures={SIGNATURE: module.lift})
         with open(os.path.join(directory, EXPORT_CONFIG), "w", encoding="utf-8") as handle:
-            json.dump(export_config(lifter, joint_order), handle, indent=2)
+            json.dump(export_config(lifter, joint_order, coverage, seed), handle, indent=2)
     except OSError as err:
         raise UserError(f"cannot write the SavedModel to {directory}: {err}") from None
     return directory
 
 
-def export_config(lifter, joint_order):
+def export_config(lifter, joint_order, coverage=radius.DEFAULT_COVERAGE, seed=0):
     """What a client needs to call the SavedModel and read its answer."""
     stats = lifter.stats
     return {
@@ -122,13 +152,22 @@ def export_config(lifter, joint_order):
                         "most probable hypothesis first",
             "weights": "(N, K) mixing weights, descending",
             "scales": "(N, K) kernel std in the normalised 3D space",
-            "scales_mm": "(N, K, 17, 3) that std per coordinate in mm",
+            "scales_mm": "(N, K, 17, 3) that std per coordinate in mm (recalibrated, "
+                         "if a recalibration is recorded below)",
             "kernel_index": "(N, K) int32 kernel of the model behind each hypothesis",
             "missing": "(N, 16) bool joints treated as missing, h36m order",
             "valid": "(N,) bool False where the pose cannot be lifted (the root or another "
                      f"non-limb joint missing, more than {MAX_MISSING} limb joints missing, "
                      "an infinite coordinate); poses_3d, weights, scales and scales_mm of "
-                     "such a pose are NaN"},
+                     "such a pose are NaN",
+            "radius_mm": f"(N, 17) float32 mm: per joint, the radius around the most "
+                         f"probable hypothesis holding the truth with probability "
+                         f"{coverage:g}, the {coverage:g}-quantile of the joint's distance "
+                         f"over {radius.RADIUS_SAMPLES} draws of the mixture (seed {seed}); "
+                         "0 at the root; NaN where not valid"},
+        "coverage": coverage,
+        "radius_seed": seed,
+        "recalibration": lifter.recalibration.record if lifter.recalibration else None,
         "output_joint_names": list(skeleton.H36M17_NAMES),
         "num_hypotheses": lifter.config.num_models,
         "architecture": lifter.config.architecture(),

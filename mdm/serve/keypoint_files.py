@@ -243,12 +243,16 @@ def _json_document(arrays, metadata):
         entry = {"index": n, **flag, "hypotheses": hypotheses,
                  "missing_joints": [name for name, gone in zip(INPUT_NAMES, arrays["missing"][n])
                                     if gone]}
+        if "radius_mm" in arrays:  # around the most probable hypothesis
+            entry["radius_mm"] = arrays["radius_mm"][n].tolist()
         if "samples" in arrays:
             entry["samples"] = arrays["samples"][n].tolist()
         if "path_pose_3d" in arrays:  # python -m mdm.infer --select temporal
             entry["temporal_path"] = {"kernel": int(arrays["path_kernel"][n]),
                                       "weight": float(arrays["path_probability"][n]),
                                       "joints_3d": arrays["path_pose_3d"][n].tolist()}
+            if "path_radius_mm" in arrays:
+                entry["temporal_path"]["radius_mm"] = arrays["path_radius_mm"][n].tolist()
         poses.append(entry)
     return {**metadata, "joint_names": list(skeleton.H36M17_NAMES), "poses": poses}
 

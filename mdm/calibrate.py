@@ -1,0 +1,138 @@
+"""Command line: fit per-joint factors on the mixture's spread on held-out subjects, and
+measure them on test subjects.
+
+    python -m mdm.calibrate --load_dir D --data_dir /tmp/h36m --calibration_subjects 7 \
+        --test_subjects 8 --objective calibration
+
+The calibration subjects must be subjects the checkpoint did not train on: whole
+subjects, not frames of trained sequences (at 50 Hz a held-out frame is nearly a
+trained one, so a frame hold-out would look better calibrated than new people are).
+Both objectives are fitted (mdm/evaluate/recalibration_fit.py); the one named by
+--objective is written to <load_dir>/recalibration.json (mdm/checkpoint/recalibration.py),
+which Lifter, `python -m mdm.infer`, the SavedModel export and `--test --uncertainty` then
+apply to that checkpoint. With --test_subjects, the raw and both recalibrated mixtures are
+measured there (mdm/evaluate/distribution_report.py: NLL, calibration error, coverage of
+the per-joint radii) into <report_dir>/recalibration_report_<step>_<granularity>.json, with a
+reliability diagram for each.
+
+Mistakes in the flags end with one line `error: ...` and exit status 1.
+"""
+
+import argparse
+import os
+import shlex
+import sys
+import time
+
+from mdm.cli import exit_on_user_error, import_tensorflow_quietly
+from mdm.core.errors import UserError
+
+OBJECTIVES = ("calibration", "nll")  # mdm.evaluate.recalibration_fit.OBJECTIVES
+GRANULARITIES = ("joint", "group")
+# Every 4th frame, as --test --uncertainty measures (at 50 Hz neighbours nearly repeat).
+FRAME_STRIDE = 4
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m mdm.calibrate",
+        description="Fit per-joint factors on the predicted spread on held-out subjects "
+                    "and write recalibration.json next to the checkpoint.")
+    parser.add_argument("--load_dir", required=True, help="directory of the checkpoints")
+    parser.add_argument("--load", type=int, default=0, help="checkpoint step (0 = latest)")
+    parser.add_argument("--data_dir", required=True, help="Human3.6M data directory")
+    parser.add_argument("--calibration_subjects", required=True,
+                        help="subjects to fit on, e.g. 7: subjects the checkpoint did NOT "
+                             "train on")
+    parser.add_argument("--test_subjects", default="",
+                        help="subjects to measure before/after on, e.g. 8 (optional)")
+    parser.add_argument("--objective", choices=OBJECTIVES, default="calibration",
+                        help="what the written factors minimise (both are fitted and "
+                             "measured)")
+    parser.add_argument("--granularity", choices=GRANULARITIES, default="joint",
+                        help="one factor per joint, or per joint group (torso, arms, legs)")
+    parser.add_argument("--use_sh", type=_boolean, default=True, metavar="{True,False}",
+                        help="2D input: stacked-hourglass detections (the model's training "
+                             "input) or ground-truth projections")
+    parser.add_argument("--sh_dir", default="", help="detection folder under S<n>/")
+    parser.add_argument("--cache_dir", default="",
+                        help="prepared data cache (default: <report_dir>/cache)")
+    parser.add_argument("--report_dir", default="",
+                        help="where the report and reliability diagrams go (default: "
+                             "--load_dir)")
+    parser.add_argument("--fit_stride", type=int, default=FRAME_STRIDE,
+                        help="fit on every n-th frame of the calibration subjects")
+    parser.add_argument("--test_stride", type=int, default=FRAME_STRIDE,
+                        help="measure on every n-th frame of the test subjects (default: "
+                             "as --test --uncertainty)")
+    parser.add_argument("--replace", type=_boolean, default=False, metavar="{True,False}",
+                        help="overwrite an existing recalibration.json")
+    return parser
+
+
+def _boolean(text):
+    words = {"true": True, "1": True, "false": False, "0": False}
+    if text.lower() not in words:
+        raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+    return words[text.lower()]
+
+
+def _subjects(text, flag):
+    try:
+        subjects = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--{flag} takes subject numbers, e.g. 7 or 7,8 (got {text!r})") \
+            from None
+    return subjects
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return exit_on_user_error(lambda: run(args, argv))
+
+
+def run(args, argv=None):
+    calibration = _subjects(args.calibration_subjects, "calibration_subjects")
+    test = _subjects(args.test_subjects, "test_subjects")
+    if not calibration:
+        raise UserError("--calibration_subjects is empty")
+    if min(args.fit_stride, args.test_stride) < 1:
+        raise UserError("--fit_stride and --test_stride must be at least 1")
+    if set(calibration) & set(test):
+        raise UserError(f"subjects {sorted(set(calibration) & set(test))} are both "
+                        "calibration and test subjects")
+    from mdm.checkpoint import recalibration
+
+    recalibration.check_writable(args.load_dir, args.replace)  # before hours of work
+    import_tensorflow_quietly()
+    from mdm.evaluate import recalibration_run
+
+    report_dir = args.report_dir or args.load_dir
+    started = time.time()
+    report = recalibration_run.fit_and_measure(
+        _data_config(args, calibration, test, report_dir), args.granularity, args.fit_stride,
+        args.test_stride, report_dir, _say)
+    record = dict(report["fitted"][args.objective], command=shlex.join(
+        ["python", "-m", "mdm.calibrate", *(sys.argv[1:] if argv is None else argv)]))
+    path = recalibration.write_record(args.load_dir, record, replace=args.replace)
+    _say(f"{path} written ({args.objective}, {args.granularity}); "
+         f"{time.time() - started:.0f} s in all")
+    return report
+
+
+def _data_config(args, calibration, test, report_dir):
+    from mdm.core.config import Config
+
+    return Config(data_dir=args.data_dir, train_subjects=calibration, test_subjects=test,
+                  use_sh=args.use_sh, sh_dir=args.sh_dir, train_dir=report_dir,
+                  load_dir=args.load_dir, load=args.load,
+                  cache_dir=args.cache_dir or os.path.join(report_dir, "cache"))
+
+
+def _say(message):
+    print(time.strftime("%H:%M:%S"), message, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The recalibration and the per-joint radius where a user meets them: Lifter (against
+numpy draws and quantiles), `python -m mdm.infer` outputs, the SavedModel, and
+`python -m mdm.calibrate` end to end on the synthetic set."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from numpy.testing import assert_allclose
+
+from mdm import calibrate, infer
+from mdm.checkpoint import recalibration
+from mdm.core.errors import UserError
+from mdm.model import mixture, radius
+from mdm.serve import export
+from mdm.serve.lifter import Lifter
+from lifter_helpers import save_random_lifter
+
+STEP = 3
+FACTORS = np.linspace(0.5, 2.0, 16)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory):
+    """A tiny K = 3 checkpoint with a recalibration.json fitted for its step."""
+    directory = save_random_lifter(str(tmp_path_factory.mktemp("recalibrated")), seed=11,
+                                   step=STEP)
+    recalibration.write_record(directory, recalibration.make_record(
+        STEP, FACTORS, False, objective="nll", calibration_subjects=[7]))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def lifters(checkpoint_dir):
+    return Lifter.load(checkpoint_dir), Lifter.load(checkpoint_dir, recalibrate=False)
+
+
+def _pixels(lifter, count=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.round(lifter.stats.mean_2d + rng.normal(0, 1, (count, 16, 2)) * lifter.stats.std_2d)
+
+
+def numpy_radius(lifter, pixels, coverage, seed, factors, kernel=None):
+    """The radius from the network's mixture: draws with the shared noise, then numpy's
+    un-normalisation, distances and quantile."""
+    z = ((pixels - lifter.stats.mean_2d) / lifter.stats.std_2d).reshape(len(pixels), 32)
+    means, scales, weights = (t.numpy() for t in lifter.model(z.astype(np.float32),
+                                                              training=False))
+    noise = mixture.shared_noise(radius.RADIUS_SAMPLES, 48, seed)
+    coordinate = None if factors is None else recalibration.coordinate_factors(factors)
+    draws = mixture.sample_with_noise(means, scales, weights, noise, coordinate).numpy()
+    kernel = np.argmax(weights, axis=1) if kernel is None else kernel
+    chosen = means[np.arange(len(means)), kernel]
+    std = lifter.stats.std_3d[1:]
+    offsets = (draws - chosen[:, None]).reshape(len(means), -1, 16, 3) * std
+    return np.quantile(np.linalg.norm(offsets, axis=-1), coverage, axis=1)
+
+
+def test_recalibrated_spread_and_radius_equal_numpy(lifters):
+    recalibrated, raw = lifters
+    assert recalibrated.recalibration is not None and raw.recalibration is None
+    pixels = _pixels(raw)
+    after, before = recalibrated.predict(pixels, seed=2), raw.predict(pixels, seed=2)
+    assert_allclose(after.poses, before.poses)
+    assert_allclose(after.scales_mm[:, :, 1:], before.scales_mm[:, :, 1:]
+                    * FACTORS[None, None, :, None], rtol=1e-6)
+    assert after.coverage == 0.9 and np.all(after.radius_mm[:, 0] == 0)
+    assert_allclose(after.radius_mm[:, 1:], numpy_radius(raw, pixels, 0.9, 2, FACTORS),
+                    rtol=1e-3, atol=1e-3)
+    assert_allclose(before.radius_mm[:, 1:], numpy_radius(raw, pixels, 0.9, 2, None),
+                    rtol=1e-3, atol=1e-3)
+    wider = recalibrated.predict(pixels, seed=2, coverage=0.99).radius_mm
+    assert np.all(wider[:, 1:] > after.radius_mm[:, 1:])
+    with pytest.raises(UserError, match="coverage must be a probability"):
+        raw.predict(pixels, coverage=1.0)
+
+
+def test_sequence_and_views_take_the_radius_around_their_choice(lifters):
+    lifter = lifters[0]
+    pixels = _pixels(lifter, 6, seed=3)
+    path = lifter.predict_sequence(pixels, smoothness=0.5, seed=1)
+    hypotheses = lifter.predict(pixels, seed=1)
+    assert path.radius_mm.shape == (6, 17)
+    raw = lifters[1]
+    assert_allclose(path.radius_mm[:, 1:], numpy_radius(raw, pixels, 0.9, 1, FACTORS,
+                                                        path.kernel), rtol=1e-3, atol=1e-3)
+    same = path.kernel == hypotheses.kernel_index[:, 0]
+    assert_allclose(path.radius_mm[same], hypotheses.radius_mm[same])
+    views = lifter.predict_multiview(np.stack([pixels, pixels[::-1]]), [np.eye(3)] * 2)
+    assert views.radius_mm.shape == (2, 6, 17)
+    assert_allclose(views.radius_mm[0, :, 1:], numpy_radius(raw, pixels, 0.9, 0, FACTORS,
+                                                            views.kernel[0]),
+                    rtol=1e-3, atol=1e-3)
+
+
+def test_a_recalibration_of_another_step_is_not_applied(checkpoint_dir, tmp_path):
+    copy = str(tmp_path / "copy")
+    shutil.copytree(checkpoint_dir, copy)
+    record = recalibration.read_record(copy)
+    recalibration.write_record(copy, dict(record, checkpoint=STEP + 1), replace=True)
+    assert Lifter.load(copy).recalibration is None
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_infer_output_carries_the_radius(capsys, checkpoint_dir, lifters, tmp_path, suffix):
+    pixels = _pixels(lifters[0], 4, seed=5)
+    source = str(tmp_path / "poses.npy")
+    np.save(source, pixels)
+    output = str(tmp_path / f"out{suffix}")
+    assert infer.main(["--load_dir", checkpoint_dir, "--input", source, "--output", output,
+                       "--coverage", "0.8", "--seed", "3", "--select", "temporal"]) == 0
+    assert "recalibrated spread" in capsys.readouterr().out
+    want = lifters[0].predict(pixels, seed=3, coverage=0.8)
+    path = lifters[0].predict_sequence(pixels, coverage=0.8, seed=3)
+    if suffix == ".json":
+        document = json.load(open(output))
+        assert document["coverage"] == 0.8 and document["recalibration"]["checkpoint"] == STEP
+        assert_allclose([pose["radius_mm"] for pose in document["poses"]], want.radius_mm,
+                        rtol=1e-6)
+        assert_allclose([pose["temporal_path"]["radius_mm"] for pose in document["poses"]],
+                        path.radius_mm, rtol=1e-6)
+    else:
+        with np.load(output) as written:
+            assert_allclose(written["radius_mm"], want.radius_mm)
+            assert_allclose(written["path_radius_mm"], path.radius_mm)
+            assert json.loads(str(written["metadata"]))["coverage"] == 0.8
+
+
+def test_infer_recalibrate_false_and_bad_coverage(capsys, checkpoint_dir, lifters, tmp_path):
+    pixels = _pixels(lifters[1], 2)
+    source = str(tmp_path / "poses.npy")
+    np.save(source, pixels)
+    output = str(tmp_path / "raw.npz")
+    assert infer.main(["--load_dir", checkpoint_dir, "--input", source, "--output", output,
+                       "--recalibrate", "False"]) == 0
+    with np.load(output) as written:
+        assert_allclose(written["radius_mm"], lifters[1].predict(pixels).radius_mm)
+        assert json.loads(str(written["metadata"]))["recalibration"] is None
+    capsys.readouterr()
+    assert infer.main(["--load_dir", checkpoint_dir, "--input", source, "--output", output,
+                       "--coverage", "1"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "error: --coverage must be a probability")
+
+
+def test_saved_model_gives_the_recalibrated_spread_and_radius(lifters, tmp_path):
+    lifter = lifters[0]
+    saved = export.export_saved_model(lifter, str(tmp_path / "served"), coverage=0.95, seed=4)
+    pixels = _pixels(lifter, 3)
+    lift = tf.saved_model.load(saved).signatures[export.SIGNATURE]
+    outputs = {k: v.numpy() for k, v in lift(keypoints_2d=tf.constant(pixels, tf.float32)).items()}
+    want = lifter.predict(pixels, seed=4, coverage=0.95)
+    assert_allclose(outputs["scales_mm"], want.scales_mm, rtol=1e-5, atol=1e-4)
+    assert_allclose(outputs["radius_mm"], want.radius_mm, rtol=1e-4, atol=1e-3)
+    with open(os.path.join(saved, export.EXPORT_CONFIG)) as handle:
+        config = json.load(handle)
+    assert config["coverage"] == 0.95 and config["radius_seed"] == 4
+    assert config["recalibration"]["joint_factors"]["RWrist"] == pytest.approx(FACTORS[-1])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--calibration_subjects", "9", "--test_subjects", "9"], "both calibration and test"),
+    (["--calibration_subjects", "x"], "takes subject numbers"),
+    (["--calibration_subjects", ""], "is empty"),
+    (["--calibration_subjects", "9"], "recalibration.json exists .*--replace True"),
+])
+def test_calibrate_refuses_bad_flags_before_any_work(capsys, checkpoint_dir, args, message):
+    assert calibrate.main(["--load_dir", checkpoint_dir, "--data_dir", "nowhere", *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert pytest.importorskip("re").search(message, err[0]), err[0]
+
+
+@pytest.mark.slow
+def test_calibrate_end_to_end_on_synthetic_data(capsys, synthetic_h36m, tiny_trained_dir,
+                                                tmp_path):
+    """Fit on synthetic subject 9, measure on 11: the file names the step, subjects and
+    objective; the report has raw and recalibrated figures; loaders apply it."""
+    copy = str(tmp_path / "model")
+    shutil.copytree(tiny_trained_dir, copy)
+    data_dir = synthetic_h36m(8, 2)
+    assert calibrate.main(["--load_dir", copy, "--data_dir", data_dir,
+                           "--calibration_subjects", "9", "--test_subjects", "11",
+                           "--objective", "nll"]) == 0
+    record = recalibration.read_record(copy)
+    step = Lifter.load(copy, recalibrate=False).config.load
+    assert record["checkpoint"] == step and record["calibration_subjects"] == [9]
+    assert record["objective"] == "nll" and "--objective nll" in record["command"]
+    with open(os.path.join(copy, f"recalibration_report_{step}_joint.json")) as handle:
+        report = json.load(handle)
+    assert set(report["test"]) == {"raw", "nll", "calibration"}
+    for figures in report["test"].values():
+        assert set(figures["radius"]["observed"]) == {"0.5", "0.9", "0.95"}
+    assert os.path.isfile(os.path.join(copy, f"reliability_{step}_raw.png"))
+    assert_allclose(Lifter.load(copy).recalibration.joint_factors,
+                    list(record["joint_factors"].values()))
+    capsys.readouterr()
+    assert calibrate.main(["--load_dir", copy, "--data_dir", data_dir,
+                           "--calibration_subjects", "9"]) == 1
+    assert "exists" in capsys.readouterr().err

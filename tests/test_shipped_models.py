@@ -1,0 +1,85 @@
+"""The trained models shipped in models/: each loads from the repository alone (no data),
+lifts the example pose to what an independent numpy forward pass of its stored float16
+weights gives, and through `python -m mdm.infer` to the same numbers as the API."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import numpy_network
+from cli_helpers import REPO
+from mdm import infer
+from mdm.checkpoint import store as checkpoint_store
+from mdm.serve import keypoint_files
+from mdm.serve.lifter import Lifter
+
+MODELS = os.path.join(REPO, "models")
+EXAMPLE = os.path.join(REPO, "examples", "pose_2d.json")
+SHIPPED = sorted(name for name in (os.listdir(MODELS) if os.path.isdir(MODELS) else [])
+                 if os.path.isfile(os.path.join(MODELS, name, "config.json")))
+MAX_MODEL_BYTES = 20 * 2 ** 20
+
+
+def test_a_model_ships():
+    assert SHIPPED, "models/ holds no model"
+
+
+@pytest.fixture(scope="module", params=SHIPPED)
+def shipped(request):
+    directory = os.path.join(MODELS, request.param)
+    return directory, Lifter.load(directory)
+
+
+def _stored(directory, step):
+    with np.load(os.path.join(directory, f"checkpoint-{step}.npz")) as archive:
+        weights = {name[len("weights/"):]: archive[name].astype(np.float64)
+                   for name in archive.files if name.startswith("weights/")}
+        stats = {name: archive[f"normalization/{name}"] for name in archive.files
+                 if name.startswith("normalization/")}
+    return weights, stats
+
+
+def test_model_directory_is_small_and_documented(shipped):
+    directory, lifter = shipped
+    files = os.listdir(directory)
+    assert sum(os.path.getsize(os.path.join(directory, f)) for f in files) < MAX_MODEL_BYTES
+    assert checkpoint_store.available_steps(directory) == []  # weights only, no Adam state
+    with open(os.path.join(directory, "MODEL.md")) as handle:
+        card = handle.read()
+    assert f"checkpoint-{lifter.config.load}" in card and "predict_3dpose_mdm.py" in card
+
+
+def test_example_pose_matches_numpy_on_the_stored_weights(shipped):
+    directory, lifter = shipped
+    weights, stats = _stored(directory, lifter.config.load)
+    keypoints, order = keypoint_files.read_keypoints(EXAMPLE)
+    pixels = keypoint_files.to_model_order(keypoints, order or keypoint_files.H36M)
+    result = lifter.predict(keypoints, order or keypoint_files.H36M)
+    inputs = ((pixels - stats["normalization/mean_2d"]) / stats["normalization/std_2d"])
+    means, _, mixing = numpy_network.forward(weights, inputs.reshape(1, 32), lifter.num_models)
+    order_k = np.argsort(-mixing, axis=1)
+    np.testing.assert_allclose(result.weights, np.take_along_axis(mixing, order_k, 1),
+                               rtol=1e-4, atol=1e-6)
+    joints = means[0, order_k[0]].reshape(lifter.num_models, 16, 3)
+    mm = joints * stats["normalization/std_3d"][1:] + stats["normalization/mean_3d"][1:]
+    np.testing.assert_allclose(result.poses[0, :, 1:], mm, rtol=1e-4, atol=0.05)
+    np.testing.assert_array_equal(result.poses[0, :, 0], 0.0)
+    # A human body: every hypothesis spans a plausible height (head above the feet).
+    extent = np.ptp(result.poses[0], axis=1).max(axis=-1)
+    assert np.all((extent > 800) & (extent < 2500)), extent
+
+
+def test_infer_command_lifts_the_example_like_the_api(shipped, tmp_path, capsys):
+    directory, lifter = shipped
+    out = tmp_path / "pose_3d.json"
+    assert infer.main(["--load_dir", directory, "--input", EXAMPLE, "--output", str(out)]) == 0
+    with open(out) as handle:
+        written = json.load(handle)
+    keypoints, order = keypoint_files.read_keypoints(EXAMPLE)
+    result = lifter.predict(keypoints, order or keypoint_files.H36M)
+    hypotheses = written["poses"][0]["hypotheses"]
+    np.testing.assert_allclose([h["joints_3d"] for h in hypotheses], result.poses[0], rtol=1e-9)
+    np.testing.assert_allclose([h["weight"] for h in hypotheses], result.weights[0], rtol=1e-7)
+    assert "1 pose(s) x 5 hypotheses" in capsys.readouterr().out
