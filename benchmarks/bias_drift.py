@@ -197,19 +197,24 @@ def rng_rows(count, samples, seed):
     return np.sort(np.random.default_rng(seed).permutation(count)[:samples])
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_arguments(parser, use_sh="False", num_models=1, dropout=1.0):
+    """The flags of the runs `config_from` builds (shared with seed_spread.py)."""
     parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--work_dir", required=True, help="checkpoints of both runs")
+    parser.add_argument("--work_dir", required=True, help="checkpoints of the runs")
     parser.add_argument("--train_subjects", default="1,5,6,7")
     parser.add_argument("--test_subjects", default="8")
     parser.add_argument("--action", default="Walking")
-    parser.add_argument("--use_sh", default="False", choices=("True", "False"))
-    parser.add_argument("--num_models", type=int, default=1)
-    parser.add_argument("--dropout", type=float, default=1.0)
+    parser.add_argument("--use_sh", default=use_sh, choices=("True", "False"))
+    parser.add_argument("--num_models", type=int, default=num_models)
+    parser.add_argument("--dropout", type=float, default=dropout)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--linear_size", type=int, default=1024)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(parser)
+    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--remove_pre_bn_bias", default="False", choices=("True", "False"),
                         help="for this project's run (the release always had the biases)")
     parser.add_argument("--lag_samples", type=int, default=8192)
@@ -232,18 +237,25 @@ def config_from(args, name):
                   remove_pre_bn_bias=args.remove_pre_bn_bias == "True" and name == "project")
 
 
+def train_one(args, name):
+    """Train implementation `name` ("project" or "release") as `args` say; returns
+    (config, checkpoint path, training inputs and targets, test set)."""
+    config = config_from(args, name)
+    inputs, targets, _, test_set = training_loop.prepare_training_arrays(config)
+    if name == "release":
+        path = train_release(config, inputs, targets, config.train_dir)
+    else:
+        training_loop.train(config)
+        step = checkpoint_store.available_steps(config.train_dir)[-1]
+        path = os.path.join(config.train_dir, f"checkpoint-{step}")
+    return config, path, inputs, targets, test_set
+
+
 def main(argv=None):
     args = parse_args(argv)
     figures = {"command": " ".join([sys.argv[0]] + (argv or sys.argv[1:]))}
     for name in args.implementations.split(","):
-        config = config_from(args, name)
-        inputs, targets, _, test_set = training_loop.prepare_training_arrays(config)
-        if name == "release":
-            path = train_release(config, inputs, targets, config.train_dir)
-        else:
-            training_loop.train(config)
-            step = checkpoint_store.available_steps(config.train_dir)[-1]
-            path = os.path.join(config.train_dir, f"checkpoint-{step}")
+        config, path, inputs, targets, test_set = train_one(args, name)
         figures[name] = measure(name, config, path, inputs, test_set, args.lag_samples)
         print(name, json.dumps(figures[name], indent=1), flush=True)
         if name == "project" and args.gradient_batches and not config.remove_pre_bn_bias:

@@ -25,11 +25,9 @@ import os
 import sys
 
 import numpy as np
-from bias_drift import config_from, evaluate, train_release  # the script's own folder
+from bias_drift import add_run_arguments, evaluate, train_one  # the script's own folder
 
-from mdm.checkpoint import store as checkpoint_store
 from mdm.checkpoint.loading import load_model
-from mdm.train import loop as training_loop
 
 IMPLEMENTATIONS = ("project", "release")
 COLUMNS = ("best", "most_probable")
@@ -37,17 +35,9 @@ COLUMNS = ("best", "most_probable")
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--work_dir", required=True, help="one folder per seed and run")
+    # The release's defaults: stacked-hourglass input, K = 5, keep probability 0.5.
+    add_run_arguments(parser, use_sh="True", num_models=5, dropout=0.5)
     parser.add_argument("--seeds", default="42,1,2")
-    parser.add_argument("--train_subjects", default="1,5,6,7")
-    parser.add_argument("--test_subjects", default="8")
-    parser.add_argument("--action", default="Walking")
-    parser.add_argument("--use_sh", default="True", choices=("True", "False"))
-    parser.add_argument("--num_models", type=int, default=5)
-    parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--linear_size", type=int, default=1024)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)
     # bias_drift's config: the release's layers in both runs, no extra measurements.
@@ -65,14 +55,7 @@ def run_seed(args, seed):
     seed_args = argparse.Namespace(**dict(vars(args), seed=seed,
                                           work_dir=os.path.join(args.work_dir, f"seed_{seed}")))
     for name in IMPLEMENTATIONS:
-        config = config_from(seed_args, name)
-        inputs, targets, _, test_set = training_loop.prepare_training_arrays(config)
-        if name == "release":
-            path = train_release(config, inputs, targets, config.train_dir)
-        else:
-            training_loop.train(config)
-            step = checkpoint_store.available_steps(config.train_dir)[-1]
-            path = os.path.join(config.train_dir, f"checkpoint-{step}")
+        config, path, _, _, test_set = train_one(seed_args, name)
         model, stats = load_model(os.path.dirname(path), int(path.rsplit("-", 1)[1]), config)
         errors[name] = evaluate(model, stats, test_set, config)
         print(f"seed {seed} {name}: {json.dumps(errors[name])}", flush=True)
