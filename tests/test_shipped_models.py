@@ -36,7 +36,7 @@ def _stored(directory, step):
     with np.load(os.path.join(directory, f"checkpoint-{step}.npz")) as archive:
         weights = {name[len("weights/"):]: archive[name].astype(np.float64)
                    for name in archive.files if name.startswith("weights/")}
-        stats = {name: archive[f"normalization/{name}"] for name in archive.files
+        stats = {name[len("normalization/"):]: archive[name] for name in archive.files
                  if name.startswith("normalization/")}
     return weights, stats
 
@@ -57,13 +57,13 @@ def test_example_pose_matches_numpy_on_the_stored_weights(shipped):
     keypoints, order = keypoint_files.read_keypoints(EXAMPLE)
     pixels = keypoint_files.to_model_order(keypoints, order or keypoint_files.H36M)
     result = lifter.predict(keypoints, order or keypoint_files.H36M)
-    inputs = ((pixels - stats["normalization/mean_2d"]) / stats["normalization/std_2d"])
+    inputs = ((pixels - stats["mean_2d"]) / stats["std_2d"])
     means, _, mixing = numpy_network.forward(weights, inputs.reshape(1, 32), lifter.num_models)
     order_k = np.argsort(-mixing, axis=1)
     np.testing.assert_allclose(result.weights, np.take_along_axis(mixing, order_k, 1),
                                rtol=1e-4, atol=1e-6)
     joints = means[0, order_k[0]].reshape(lifter.num_models, 16, 3)
-    mm = joints * stats["normalization/std_3d"][1:] + stats["normalization/mean_3d"][1:]
+    mm = joints * stats["std_3d"][1:] + stats["mean_3d"][1:]
     np.testing.assert_allclose(result.poses[0, :, 1:], mm, rtol=1e-4, atol=0.05)
     np.testing.assert_array_equal(result.poses[0, :, 0], 0.0)
     # A human body: every hypothesis spans a plausible height (head above the feet).
