@@ -12,6 +12,7 @@ import pytest
 
 from mdm import infer
 from mdm.core import skeleton
+from mdm.core.errors import UserError
 from mdm.serve import keypoint_files
 from mdm.serve.keypoint_files import INPUT_NAMES
 
@@ -221,7 +222,7 @@ def assert_one_error_line(err, message):
     ([], "nothing to do"),
     (["--input", EXAMPLE], "needs --output"),
     (["--input", EXAMPLE, "--output", "out.csv"], "unknown output format .csv"),
-    (["--input", EXAMPLE, "--output", "/no/such/dir/out.json"], "output directory does not"),
+    (["--input", EXAMPLE, "--output", EXAMPLE + "/out.json"], "is a file, not a directory"),
     (["--input", EXAMPLE, "--output", "o.json", "--joint_order", "mpii"], "contradicts"),
     (["--input", EXAMPLE, "--output", "o.json", "--num_samples", "-2"], "--num_samples"),
     (["--num_samples", "3"], "nothing to do"),
@@ -271,3 +272,14 @@ def test_example_file_is_small_and_regenerates(tmp_path):
         assert np.all((keypoints > 0) & (keypoints < 1000))  # inside the synthetic image
         height = keypoints[:, 1].max() - keypoints[:, 1].min()
         assert 100 < height < 1000  # a whole person a few metres from the camera
+
+
+def test_output_directory_is_made_and_a_file_in_the_way_refused(tmp_path):
+    nested = tmp_path / "new" / "dir" / "out.json"
+    keypoint_files.check_output_path(str(nested))
+    assert nested.parent.is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    with pytest.raises(UserError, match="is a file, not a directory"):
+        keypoint_files.check_output_path(str(blocker / "out.json"))
+    assert blocker.read_text() == "mine"

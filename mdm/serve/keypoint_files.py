@@ -199,14 +199,16 @@ def _csv_number(field, line, column):
 
 
 def check_output_path(path):
-    """Refuse an output suffix we cannot write before any work is done."""
+    """Refuse an output suffix we cannot write before any work is done; make the
+    output's directory."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise UserError(f"{path}: unknown output format {suffix or '(no suffix)'}; "
                         f"use {', '.join(OUTPUT_SUFFIXES)}")
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UserError(f"output directory does not exist: {directory}")
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UserError(f"{directory} is a file, not a directory for {path}")
+    os.makedirs(directory, exist_ok=True)  # as --plot and --export make theirs
 
 
 def write_hypotheses(path, arrays, metadata):
