@@ -237,6 +237,13 @@ def config_from(args, name):
                   remove_pre_bn_bias=args.remove_pre_bn_bias == "True" and name == "project")
 
 
+def write_json(path, figures):
+    """`figures` to `path`, when one is given (--json)."""
+    if path:
+        with open(path, "w") as handle:
+            json.dump(figures, handle, indent=2)
+
+
 def train_one(args, name):
     """Train implementation `name` ("project" or "release") as `args` say; returns
     (config, checkpoint path, training inputs and targets, test set)."""
@@ -263,9 +270,7 @@ def main(argv=None):
                                                        args.gradient_batches)
             print("gradient_check", json.dumps(figures["gradient_check"], indent=1),
                   flush=True)
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(figures, handle, indent=2)
+    write_json(args.json, figures)
     return 0
 
 

@@ -12,21 +12,16 @@ the script can be called while the training goes on.
 """
 
 import argparse
-import glob
 import json
 import os
-import re
 import subprocess
 import sys
+
+from mdm.checkpoint.store import available_steps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = ("best", "most_probable", "mixture_mean", "multi_view", "multi_view_fused",
            "temporal")
-
-
-def checkpoint_steps(run_dir):
-    names = glob.glob(os.path.join(run_dir, "checkpoint-*.index"))
-    return sorted(int(re.search(r"checkpoint-(\d+)\.index$", name).group(1)) for name in names)
 
 
 def results_path(out_dir, step, protocol):
@@ -45,7 +40,7 @@ def table(run_dir, out_dir, protocol):
     """Markdown rows: epoch, step, then each column's average in mm."""
     rows = ["| epoch | step | " + " | ".join(COLUMNS) + " |",
             "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |"]
-    steps = checkpoint_steps(run_dir)
+    steps = available_steps(run_dir)
     for epoch, step in enumerate(steps, start=1):
         path = results_path(out_dir, step, protocol)
         if not os.path.isfile(path):
@@ -75,7 +70,7 @@ def main(argv=None):
         parser.error("--out_dir must differ from --run_dir (which is only read)")
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.table_only:
-        for step in checkpoint_steps(args.run_dir):
+        for step in available_steps(args.run_dir):
             if not os.path.isfile(results_path(args.out_dir, step, protocol)):
                 test_checkpoint(args.run_dir, args.out_dir, step, flags)
     print(table(args.run_dir, args.out_dir, protocol))

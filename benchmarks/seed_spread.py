@@ -25,7 +25,7 @@ import os
 import sys
 
 import numpy as np
-from bias_drift import add_run_arguments, evaluate, train_one  # the script's own folder
+from bias_drift import add_run_arguments, evaluate, train_one, write_json  # the script's own folder
 
 from mdm.checkpoint.loading import load_model
 
@@ -93,9 +93,7 @@ def main(argv=None):
     figures = {"command": " ".join([sys.argv[0]] + (argv or sys.argv[1:])),
                "seeds": per_seed, "summary": summarise(per_seed)}
     print(json.dumps(figures["summary"], indent=1))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(figures, handle, indent=2)
+    write_json(args.json, figures)
     return 0
 
 

@@ -36,3 +36,14 @@ def forward(w, inputs, num_models):
     logits = dense(hidden, "mixing", clip=False)
     weights = np.exp(logits - logits.max(1, keepdims=True))
     return means, scales, weights / weights.sum(1, keepdims=True)
+
+
+def read_package(path):
+    """(weights as float64 by name, statistics by name) of a packaged model's .npz, read
+    with numpy alone."""
+    with np.load(path) as archive:
+        weights = {name[len("weights/"):]: archive[name].astype(np.float64)
+                   for name in archive.files if name.startswith("weights/")}
+        stats = {name[len("normalization/"):]: archive[name] for name in archive.files
+                 if name.startswith("normalization/")}
+    return weights, stats

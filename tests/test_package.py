@@ -2,6 +2,8 @@
 restored as float32, found by --load like a checkpoint, loadable everywhere a checkpoint
 is (Lifter, --test, training from it), and nothing ever written over."""
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -32,9 +34,6 @@ def packaged(tiny_trained_dir, tmp_path_factory):
 
 
 def _run_package(argv):
-    import contextlib
-    import io
-
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         status = package_cli.main(argv)
@@ -67,9 +66,7 @@ def test_packaged_lifter_matches_numpy_on_the_float16_weights(packaged):
     directory, step, _ = packaged
     lifter = Lifter.load(directory)  # --load 0 finds the package's step
     assert lifter.config.load == step and lifter.model.weights[0].dtype == "float32"
-    with np.load(os.path.join(directory, f"checkpoint-{step}.npz")) as archive:
-        weights = {name[len("weights/"):]: archive[name].astype(np.float64)
-                   for name in archive.files if name.startswith("weights/")}
+    weights, _ = numpy_network.read_package(os.path.join(directory, f"checkpoint-{step}.npz"))
     pixels = _pixels(lifter.stats, 20)
     inputs = ((pixels - lifter.stats.mean_2d) / lifter.stats.std_2d).reshape(20, 32)
     means, scales, mixing = numpy_network.forward(weights, inputs, lifter.num_models)

@@ -32,15 +32,6 @@ def shipped(request):
     return directory, Lifter.load(directory)
 
 
-def _stored(directory, step):
-    with np.load(os.path.join(directory, f"checkpoint-{step}.npz")) as archive:
-        weights = {name[len("weights/"):]: archive[name].astype(np.float64)
-                   for name in archive.files if name.startswith("weights/")}
-        stats = {name[len("normalization/"):]: archive[name] for name in archive.files
-                 if name.startswith("normalization/")}
-    return weights, stats
-
-
 def test_model_directory_is_small_and_documented(shipped):
     directory, lifter = shipped
     files = os.listdir(directory)
@@ -53,7 +44,8 @@ def test_model_directory_is_small_and_documented(shipped):
 
 def test_example_pose_matches_numpy_on_the_stored_weights(shipped):
     directory, lifter = shipped
-    weights, stats = _stored(directory, lifter.config.load)
+    weights, stats = numpy_network.read_package(
+        os.path.join(directory, f"checkpoint-{lifter.config.load}.npz"))
     keypoints, order = keypoint_files.read_keypoints(EXAMPLE)
     pixels = keypoint_files.to_model_order(keypoints, order or keypoint_files.H36M)
     result = lifter.predict(keypoints, order or keypoint_files.H36M)

@@ -79,8 +79,7 @@ def load_model(directory, step, config):
     checkpoint_store.check_architecture(directory, config)
     model = build_model(config, skeleton.output_dim(config.predict_14))
     if package.is_package(path):
-        package.restore_package(model, path)
-        return model, package.package_stats(path)
+        return model, package.restore_package(model, path)
     store = checkpoint_store.CheckpointStore(directory, model)
     try:
         store.restore(path, partial=True)

@@ -67,7 +67,8 @@ def _read(prefix):
 
 def restore_package(model, prefix):
     """Assign the package's weights (as float32) to `model`, built with the package's
-    architecture; every weight must be there with its shape, and nothing else."""
+    architecture (every weight must be there with its shape, and nothing else); returns
+    the package's normalisation statistics, from the same single read."""
     path, arrays = _read(prefix)
     stored = {name[len(WEIGHTS):]: values for name, values in arrays.items()
               if name.startswith(WEIGHTS)}
@@ -82,11 +83,10 @@ def restore_package(model, prefix):
             raise UserError(f"{path}: weight {name} has shape {stored[name].shape}, the model "
                             f"of config.json needs {tuple(variable.shape)}")
         variable.assign(stored[name].astype(np.float32))
+    return _stats(path, arrays)
 
 
-def package_stats(prefix):
-    """The normalisation statistics stored in package `prefix`."""
-    path, arrays = _read(prefix)
+def _stats(path, arrays):
     try:
         return NormStats.from_arrays({name: arrays[NORMALIZATION + name]
                                       for name in STATS_NAMES})

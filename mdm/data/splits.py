@@ -110,6 +110,7 @@ def load_splits(config, need_train=True):
     subjects = {"train": list(config.train_subjects) if need_train else [],
                 "test": list(config.test_subjects)}
     present = {split: h36m.present_subjects(data_dir, ids) for split, ids in subjects.items()}
+    untested = need_train and not subjects["test"]  # training without an evaluation
     all_present = sorted(set(present["train"]) | set(present["test"]))
     sh_folder = h36m.resolve_sh_folder(data_dir, all_present, config.sh_dir)
     if config.use_sh:
@@ -119,7 +120,7 @@ def load_splits(config, need_train=True):
     camera_table = cams.load_cameras(cameras_path, all_present)
     splits = {}
     for split, split_subjects in present.items():
-        if split == "test" and need_train and not subjects["test"]:
+        if split == "test" and untested:
             continue
         options = {"subjects": split_subjects, "actions": actions, "use_sh": config.use_sh,
                    "sh_folder": sh_folder if config.use_sh else "",
@@ -136,7 +137,7 @@ def load_splits(config, need_train=True):
     if need_train and len(splits["train"]) == 0:
         raise UserError(f"no training samples for subjects {subjects['train']} in {data_dir} "
                         f"({h36m.LAYOUT_HINT})")
-    if need_train and not subjects["test"]:
+    if untested:
         LOG.info("no test subjects: training without a per-epoch evaluation")
         return splits["train"], None, sh_folder
     if len(splits["test"]) == 0:

@@ -70,9 +70,8 @@ class FrameLift:
         return dict(arrays, **self.path) if self.path else arrays
 
 
-def lift_detections(lifter, detections, options=DetectorOptions(), temporal=False,
-                    smoothness=None, num_samples=0, seed=0,
-                    coverage=0.9):  # mdm.model.radius.DEFAULT_COVERAGE (it loads TensorFlow)
+def lift_detections(lifter, detections, options, temporal, smoothness, num_samples, seed,
+                    coverage):
     """FrameLift of mdm.serve.detector_formats.Detections with `lifter` (a Lifter); every
     lifted frame carries the per-joint radius of probability `coverage` around its chosen
     pose (the most probable hypothesis, or the temporal path's)."""
