@@ -89,6 +89,17 @@ def test_run_writes_the_figures_and_the_reliability_diagram(tmp_path):
     assert (tmp_path / "reliability_7.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_scale_that_underflowed_to_zero_is_clipped_as_the_mixture_clips_it():
+    stats, mixture, _ = report_case(np.random.default_rng(8), 6, 2)
+    scales = mixture[1].astype(np.float32)
+    scales[0, 1] = 0.0
+    _, sigmas_mm, _ = distribution_report.predicted_mm(stats, (mixture[0], scales, mixture[2]),
+                                                       False)
+    std_mm = distribution_report.output_spread(stats, False).reshape(16, 3)
+    assert_allclose(sigmas_mm[0, 1], 1e-15 * std_mm)
+    assert_allclose(sigmas_mm[1], scales[1, :, None, None] * std_mm, rtol=1e-6)
+
+
 def test_run_applies_the_recalibration_of_its_step_and_names_the_files(tmp_path):
     """A recalibration.json for the loaded step changes the spread (factors multiply the
     per-joint stds) and the files are *_recalibrated; --recalibrate False measures raw."""
@@ -99,8 +110,9 @@ def test_run_applies_the_recalibration_of_its_step_and_names_the_files(tmp_path)
     k = 2
     stats, mixture, pose_set = report_case(np.random.default_rng(7), 40, k)
     poses_3d = pose_set.poses_3d.astype(np.float64)
-    factors = np.full(16, 0.5)
-    recalibration.write_record(str(tmp_path), recalibration.make_record(7, factors, False))
+    factors, shrink, temperature = np.full(16, 0.5), np.full(16, 0.6), 2.0
+    recalibration.write_record(str(tmp_path), recalibration.make_record(
+        7, factors, False, shrink, temperature))
     config = Config(train_dir=str(tmp_path), load=7, num_models=k)
     recalibrated = distribution_report.run(mixture, stats, pose_set, config)
     raw = distribution_report.run(mixture, stats, pose_set,
@@ -109,14 +121,19 @@ def test_run_applies_the_recalibration_of_its_step_and_names_the_files(tmp_path)
     assert written["recalibration"]["checkpoint"] == 7
     assert json.load(open(tmp_path / "uncertainty_7.json"))["recalibration"] is None
     assert (tmp_path / "reliability_7_recalibrated.png").is_file()
-    # Halving every std: the NLL changes by the log-ratio and the squared residuals.
+    # By hand: half the stds, means 0.6 of the way from the most probable one, weights
+    # squared and renormalised.
     stride = distribution_report.FRAME_STRIDE
-    means_mm, sigmas_mm = distribution_report.predicted_mm(
-        stats, mixture[0][::stride], mixture[1][::stride], False)
+    params = tuple(a[::stride] for a in mixture)
+    means_mm, sigmas_mm, weights = distribution_report.predicted_mm(stats, params, False)
+    centre = means_mm[np.arange(len(weights)), np.argmax(weights, axis=1)][:, None]
+    tempered = weights ** 2 / np.sum(weights ** 2, axis=1, keepdims=True)
     targets = poses_3d[::stride, 1:]
-    log_terms = [scipy_stats.norm.logpdf(targets[:, None], means_mm, sigmas_mm * f).sum(
-        axis=(2, 3)) + np.log(mixture[2][::stride]) for f in (1.0, 0.5)]
+    log_terms = [scipy_stats.norm.logpdf(targets[:, None], means_mm, sigmas_mm).sum(
+        axis=(2, 3)) + np.log(weights),
+        scipy_stats.norm.logpdf(targets[:, None], centre + 0.6 * (means_mm - centre),
+                                0.5 * sigmas_mm).sum(axis=(2, 3)) + np.log(tempered)]
     assert_allclose([raw["nll_nats_per_pose"], recalibrated["nll_nats_per_pose"]],
-                    [-logsumexp(terms, axis=1).mean() for terms in log_terms], rtol=1e-9)
+                    [-logsumexp(terms, axis=1).mean() for terms in log_terms], rtol=1e-8)
     assert set(recalibrated["radius"]["observed"]) == {"0.5", "0.9", "0.95"}
     assert recalibrated["radius"]["mean_radius_mm"]["0.9"] < raw["radius"]["mean_radius_mm"]["0.9"]

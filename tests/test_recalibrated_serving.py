@@ -21,6 +21,8 @@ from lifter_helpers import save_random_lifter
 
 STEP = 3
 FACTORS = np.linspace(0.5, 2.0, 16)
+SHRINK = np.linspace(0.2, 1.2, 16)
+TEMPERATURE = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,8 @@ def checkpoint_dir(tmp_path_factory):
     directory = save_random_lifter(str(tmp_path_factory.mktemp("recalibrated")), seed=11,
                                    step=STEP)
     recalibration.write_record(directory, recalibration.make_record(
-        STEP, FACTORS, False, objective="nll", calibration_subjects=[7]))
+        STEP, FACTORS, False, SHRINK, TEMPERATURE, objective="nll",
+        calibration_subjects=[7]))
     return directory
 
 
@@ -43,17 +46,26 @@ def _pixels(lifter, count=5, seed=0):
     return np.round(lifter.stats.mean_2d + rng.normal(0, 1, (count, 16, 2)) * lifter.stats.std_2d)
 
 
-def numpy_radius(lifter, pixels, coverage, seed, factors, kernel=None):
-    """The radius from the network's mixture: draws with the shared noise, then numpy's
-    un-normalisation, distances and quantile."""
+def numpy_radius(lifter, pixels, coverage, seed, recalibrated, kernel=None):
+    """The radius from the network's mixture, recalibrated by hand (numpy: means pulled
+    toward the most probable one by SHRINK, stds times FACTORS, weights ** TEMPERATURE):
+    draws with the shared noise, then numpy's un-normalisation, distances and quantile."""
     z = ((pixels - lifter.stats.mean_2d) / lifter.stats.std_2d).reshape(len(pixels), 32)
-    means, scales, weights = (t.numpy() for t in lifter.model(z.astype(np.float32),
-                                                              training=False))
-    noise = mixture.shared_noise(radius.RADIUS_SAMPLES, 48, seed)
-    coordinate = None if factors is None else recalibration.coordinate_factors(factors)
-    draws = mixture.sample_with_noise(means, scales, weights, noise, coordinate).numpy()
+    means, scales, weights = (t.numpy().astype(np.float64)
+                              for t in lifter.model(z.astype(np.float32), training=False))
     kernel = np.argmax(weights, axis=1) if kernel is None else kernel
     chosen = means[np.arange(len(means)), kernel]
+    stds = np.broadcast_to(scales[..., None], means.shape)
+    if recalibrated:
+        centre = means[np.arange(len(means)), np.argmax(weights, axis=1)][:, None]
+        means = centre + np.repeat(SHRINK, 3) * (means - centre)
+        stds = stds * np.repeat(FACTORS, 3)
+        weights = weights ** TEMPERATURE / np.sum(weights ** TEMPERATURE, 1, keepdims=True)
+    uniform, normal = (t.numpy() for t in mixture.shared_noise(radius.RADIUS_SAMPLES, 48, seed))
+    cumulative = np.cumsum(weights, axis=1) / weights.sum(1, keepdims=True)
+    picked = np.minimum((uniform[None, :, None] >= cumulative[:, None]).sum(-1), 2)
+    rows = np.arange(len(means))[:, None]
+    draws = means[rows, picked] + stds[rows, picked] * normal[None]
     std = lifter.stats.std_3d[1:]
     offsets = (draws - chosen[:, None]).reshape(len(means), -1, 16, 3) * std
     return np.quantile(np.linalg.norm(offsets, axis=-1), coverage, axis=1)
@@ -68,9 +80,9 @@ def test_recalibrated_spread_and_radius_equal_numpy(lifters):
     assert_allclose(after.scales_mm[:, :, 1:], before.scales_mm[:, :, 1:]
                     * FACTORS[None, None, :, None], rtol=1e-6)
     assert after.coverage == 0.9 and np.all(after.radius_mm[:, 0] == 0)
-    assert_allclose(after.radius_mm[:, 1:], numpy_radius(raw, pixels, 0.9, 2, FACTORS),
+    assert_allclose(after.radius_mm[:, 1:], numpy_radius(raw, pixels, 0.9, 2, True),
                     rtol=1e-3, atol=1e-3)
-    assert_allclose(before.radius_mm[:, 1:], numpy_radius(raw, pixels, 0.9, 2, None),
+    assert_allclose(before.radius_mm[:, 1:], numpy_radius(raw, pixels, 0.9, 2, False),
                     rtol=1e-3, atol=1e-3)
     wider = recalibrated.predict(pixels, seed=2, coverage=0.99).radius_mm
     assert np.all(wider[:, 1:] > after.radius_mm[:, 1:])
@@ -85,13 +97,13 @@ def test_sequence_and_views_take_the_radius_around_their_choice(lifters):
     hypotheses = lifter.predict(pixels, seed=1)
     assert path.radius_mm.shape == (6, 17)
     raw = lifters[1]
-    assert_allclose(path.radius_mm[:, 1:], numpy_radius(raw, pixels, 0.9, 1, FACTORS,
+    assert_allclose(path.radius_mm[:, 1:], numpy_radius(raw, pixels, 0.9, 1, True,
                                                         path.kernel), rtol=1e-3, atol=1e-3)
     same = path.kernel == hypotheses.kernel_index[:, 0]
     assert_allclose(path.radius_mm[same], hypotheses.radius_mm[same])
     views = lifter.predict_multiview(np.stack([pixels, pixels[::-1]]), [np.eye(3)] * 2)
     assert views.radius_mm.shape == (2, 6, 17)
-    assert_allclose(views.radius_mm[0, :, 1:], numpy_radius(raw, pixels, 0.9, 0, FACTORS,
+    assert_allclose(views.radius_mm[0, :, 1:], numpy_radius(raw, pixels, 0.9, 0, True,
                                                             views.kernel[0]),
                     rtol=1e-3, atol=1e-3)
 
@@ -159,6 +171,8 @@ def test_saved_model_gives_the_recalibrated_spread_and_radius(lifters, tmp_path)
         config = json.load(handle)
     assert config["coverage"] == 0.95 and config["radius_seed"] == 4
     assert config["recalibration"]["joint_factors"]["RWrist"] == pytest.approx(FACTORS[-1])
+    assert config["recalibration"]["joint_shrink"]["RWrist"] == pytest.approx(SHRINK[-1])
+    assert config["recalibration"]["temperature"] == TEMPERATURE
 
 
 @pytest.mark.parametrize("args, message", [

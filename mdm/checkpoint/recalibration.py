@@ -1,10 +1,13 @@
-"""The recalibration file next to the checkpoints: per-joint factors on the mixture's
-spread, fitted by `python -m mdm.calibrate` on subjects the checkpoint did not train on.
+"""The recalibration file next to the checkpoints: how the mixture's spread is adjusted,
+fitted by `python -m mdm.calibrate` on subjects the checkpoint did not train on.
 
 `recalibration.json` records the checkpoint step it was fitted for, the subjects and
-frames, the objective and one factor per predicted joint (by name). A loader applies it
-only to that step (`load_for`); the factors multiply the std of the joint's 3
-coordinates in every kernel (mdm/model/mixture.py).
+frames, the objective and, per predicted joint (by name), a width factor on the std of
+the joint's 3 coordinates in every kernel (`joint_factors`) and a shrink of the kernel
+means toward the most probable one (`joint_shrink`), and one `temperature` on the mixing
+weights (mdm/model/mixture.py, `Adjustment`). A file without `joint_shrink` or
+`temperature` (width factors only) keeps those at 1. A loader applies it only to that
+step (`load_for`).
 """
 
 import dataclasses
@@ -18,6 +21,7 @@ import numpy as np
 from mdm.core import skeleton
 from mdm.core.atomic import atomic_write
 from mdm.core.errors import UserError, first_line
+from mdm.model.mixture import Adjustment
 
 LOG = logging.getLogger(__name__)
 FILE_NAME = "recalibration.json"
@@ -28,12 +32,15 @@ class Recalibration:
     """A recalibration record and its factors in the model's output order."""
 
     record: dict
-    joint_factors: np.ndarray  # (J_out,) one per predicted joint (skeleton.output_joints)
+    joint_factors: np.ndarray  # (J_out,) width, one per predicted joint (output_joints)
+    joint_shrink: np.ndarray  # (J_out,) pull of the kernel means toward the most probable
+    temperature: float = 1.0  # on the mixing weights
 
     @property
-    def coordinate_factors(self):
-        """(3 J_out,) the factor of each flat output coordinate (x, y, z per joint)."""
-        return coordinate_factors(self.joint_factors)
+    def adjustment(self):
+        """The mixture.Adjustment per flat output coordinate (x, y, z per joint)."""
+        return Adjustment(coordinate_factors(self.joint_factors),
+                          coordinate_factors(self.joint_shrink), float(self.temperature))
 
     def factors_17(self, predict_14):
         """(17,) factor per joint of H36M17_NAMES, 1 where the model predicts nothing."""
@@ -45,7 +52,7 @@ class Recalibration:
         record = self.record
         return (f"recalibrated spread from {record.get('path', FILE_NAME)} (checkpoint-"
                 f"{record['checkpoint']}, subjects {record.get('calibration_subjects')}, "
-                f"objective {record.get('objective')})")
+                f"objective {record.get('objective')}, temperature {self.temperature:.3g})")
 
 
 def coordinate_factors(joint_factors):
@@ -57,15 +64,22 @@ def record_path(directory):
     return os.path.join(directory, FILE_NAME)
 
 
-def make_record(step, joint_factors, predict_14, **details):
-    """The JSON record of per-joint factors (J_out,) for checkpoint `step`; `details`
-    (subjects, objective, frames, ...) are stored as given."""
+def make_record(step, joint_factors, predict_14, joint_shrink=None, temperature=1.0,
+                **details):
+    """The JSON record of per-joint width factors and shrinks (J_out,) (None: 1) and the
+    weights' temperature for checkpoint `step`; `details` (subjects, objective, frames,
+    ...) are stored as given."""
     names = [skeleton.H36M17_NAMES[j] for j in skeleton.output_joints(predict_14)]
     factors = np.asarray(joint_factors, np.float64)
-    if factors.shape != (len(names),):
-        raise ValueError(f"{len(names)} joint factors needed, got shape {factors.shape}")
+    shrink = np.ones(len(names)) if joint_shrink is None else np.asarray(joint_shrink,
+                                                                         np.float64)
+    if factors.shape != (len(names),) or shrink.shape != (len(names),):
+        raise ValueError(f"{len(names)} joint factors and shrinks needed, got shapes "
+                         f"{factors.shape} and {shrink.shape}")
     return {"checkpoint": int(step), **details,
-            "joint_factors": {name: float(f) for name, f in zip(names, factors)}}
+            "joint_factors": {name: float(f) for name, f in zip(names, factors)},
+            "joint_shrink": {name: float(a) for name, a in zip(names, shrink)},
+            "temperature": float(temperature)}
 
 
 def check_writable(directory, replace):
@@ -115,17 +129,29 @@ def read_record(directory):
 
 def from_record(record, predict_14):
     """The Recalibration of `record` for a model with `predict_14`; a UserError naming a
-    missing joint or a factor that is not a positive finite number."""
-    factors = []
-    for joint in skeleton.output_joints(predict_14):
-        name = skeleton.H36M17_NAMES[joint]
-        value = record["joint_factors"].get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value <= 0:
-            raise UserError(f"{record.get('path', FILE_NAME)}: the factor of {name} must be a "
-                            f"positive number (got {value!r})")
-        factors.append(float(value))
-    return Recalibration(record, np.array(factors))
+    missing joint, a factor or temperature that is not a positive finite number, or a
+    shrink that is not a finite number >= 0."""
+    where = record.get("path", FILE_NAME)
+    names = [skeleton.H36M17_NAMES[joint] for joint in skeleton.output_joints(predict_14)]
+    shrink = record.get("joint_shrink", dict.fromkeys(names, 1.0))
+    if not isinstance(shrink, dict):
+        raise UserError(f"{where}: joint_shrink must map joint names to numbers")
+    factors = [_number(record["joint_factors"].get(name), f"the factor of {name}", where)
+               for name in names]
+    shrinks = [_number(shrink.get(name), f"the shrink of {name}", where, zero_ok=True)
+               for name in names]
+    temperature = _number(record.get("temperature", 1.0), "the temperature", where)
+    return Recalibration(record, np.array(factors), np.array(shrinks), temperature)
+
+
+def _number(value, what, where, zero_ok=False):
+    """`value` as a float, or a UserError: it must be a finite number > 0 (>= 0 if
+    `zero_ok`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        kind = "a number >= 0" if zero_ok else "a positive number"
+        raise UserError(f"{where}: {what} must be {kind} (got {value!r})")
+    return float(value)
 
 
 def load_for(directory, step, predict_14, enabled=True):

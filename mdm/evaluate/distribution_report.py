@@ -34,6 +34,7 @@ from mdm.checkpoint import recalibration
 from mdm.core import skeleton
 from mdm.core.atomic import atomic_write
 from mdm.evaluate import radius_coverage, reliability_figure, uncertainty
+from mdm.model import mixture
 
 LOG = logging.getLogger(__name__)
 FRAME_STRIDE = 4
@@ -43,16 +44,25 @@ SAMPLE_SEED = 0
 ROWS_PER_CHUNK = 1024  # (rows, 200, 16, 3) float32 samples at once: ~40 MB
 
 
-def predicted_mm(stats, means, scales, predict_14, joint_factors=None):
-    """Kernel means (N, K, J, 3) and per-coordinate stds (N, K, J, 3) in mm, over the
-    J predicted joints; `joint_factors` (J,) recalibrate the stds."""
+def predicted_mm(stats, mixture_params, predict_14, adjustment=None):
+    """Kernel means (N, K, J, 3), per-coordinate stds (N, K, J, 3) in mm over the J
+    predicted joints, and weights (N, K), of the mixture recalibrated by `adjustment`
+    (mixture.Adjustment; None: the network's)."""
+    means, scales, weights = mixture_params
     joints = skeleton.output_joints(predict_14)
     means_mm = stats.unnormalize_targets(means, predict_14)[:, :, joints]
     std_mm = output_spread(stats, predict_14).reshape(-1, 3)
-    if joint_factors is not None:
-        std_mm = std_mm * np.asarray(joint_factors, np.float64)[:, None]
-    sigmas_mm = np.asarray(scales, np.float64)[:, :, None, None] * std_mm
-    return means_mm, sigmas_mm
+    # Clipped as the mixture clips them: a scale can underflow to 0 in float32.
+    scales = np.clip(np.asarray(scales, np.float64), *mixture.SCALE_RANGE)
+    sigmas_mm = scales[:, :, None, None] * std_mm
+    weights = np.asarray(weights, np.float64)
+    if adjustment is None:
+        return means_mm, sigmas_mm, weights
+    shape = means_mm.shape
+    adjusted = mixture.adjusted_kernels(means_mm.reshape(*shape[:2], -1),
+                                        sigmas_mm.reshape(*shape[:2], -1), weights, adjustment)
+    return adjusted[0].numpy().reshape(shape), adjusted[1].numpy().reshape(shape), \
+        adjusted[2].numpy()
 
 
 def output_spread(stats, predict_14):
@@ -66,17 +76,16 @@ def joint_groups(predict_14):
     return None if predict_14 else reliability_figure.h36m17_joint_groups(root_dropped=True)
 
 
-def measure_all(mixture_params, stats, targets_mm, predict_14, mpjpe_scale, joint_factors=None):
-    """`measure` plus the radius coverage, for normalised mixture parameters."""
-    means, scales, weights = mixture_params
-    means_mm, sigmas_mm = predicted_mm(stats, means, scales, predict_14, joint_factors)
+def measure_all(mixture_params, stats, targets_mm, predict_14, mpjpe_scale, adjustment=None):
+    """`measure` plus the radius coverage, for normalised mixture parameters and the
+    mixture.Adjustment that recalibrates them (None: raw)."""
+    means_mm, sigmas_mm, weights = predicted_mm(stats, mixture_params, predict_14, adjustment)
     figures, levels, observed = measure(means_mm, sigmas_mm, weights, targets_mm, mpjpe_scale,
                                         np.random.default_rng(SAMPLE_SEED))
-    factors = None if joint_factors is None else np.repeat(joint_factors, 3)
     groups = joint_groups(predict_14) or {}
     figures["radius"] = radius_coverage.measure(
-        means, scales, weights, means_mm, targets_mm, output_spread(stats, predict_14),
-        groups, factors)
+        *mixture_params, means_mm, targets_mm, output_spread(stats, predict_14), groups,
+        adjustment)
     return figures, levels, observed
 
 
@@ -126,7 +135,7 @@ def run(mixture_params, stats, pose_set, config):
     targets = np.asarray(pose_set.poses_3d, np.float64)[::FRAME_STRIDE][:, joints]
     scale = len(joints) / len(skeleton.eval_joints(config.predict_14))
     figures, levels, observed = measure_all(params, stats, targets, config.predict_14, scale,
-                                            recal.joint_factors if recal else None)
+                                            recal.adjustment if recal else None)
     figures.update(frame_stride=FRAME_STRIDE, num_models=config.num_models,
                    checkpoint=config.load, calibration_levels=levels.tolist(),
                    calibration_observed=observed.tolist(),

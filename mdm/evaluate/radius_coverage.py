@@ -19,13 +19,13 @@ def most_probable(means_mm, weights):
     return np.asarray(means_mm)[np.arange(len(rank)), rank]
 
 
-def joint_radii(means, scales, weights, spread, coverages, coordinate_factors=None,
+def joint_radii(means, scales, weights, spread, coverages, adjustment=None,
                 seed=RADIUS_SEED):
     """Radii (N, J, L) in mm around the most probable hypothesis of each row."""
     means = np.asarray(means, np.float32)
     chosen = means[np.arange(len(means)), np.argmax(weights, axis=1)]
     return radius.joint_radius_numpy(means, scales, weights, chosen, spread, coverages, seed,
-                                     coordinate_factors)
+                                     adjustment)
 
 
 def observed_coverage(radii, chosen_mm, targets_mm):
@@ -47,11 +47,11 @@ def by_group(per_joint, joint_groups, coverages):
 
 
 def measure(means, scales, weights, means_mm, targets_mm, spread, joint_groups,
-            coordinate_factors=None, coverages=COVERAGES):
+            adjustment=None, coverages=COVERAGES):
     """Observed coverage of the radii, {"0.9": {group: fraction}} plus the mean radius in
     mm per level; means etc. normalised (N, K, D), means_mm (N, K, J, 3), targets (N, J, 3),
     spread (D,) mm per normalised unit."""
-    radii = joint_radii(means, scales, weights, spread, coverages, coordinate_factors)
+    radii = joint_radii(means, scales, weights, spread, coverages, adjustment)
     observed = observed_coverage(radii, most_probable(means_mm, weights), targets_mm)
     return {"observed": by_group(observed, joint_groups, coverages),
             "observed_per_joint": observed.tolist(),

@@ -1,42 +1,53 @@
-"""Fitting per-joint factors on the mixture's spread, on frames the model did not train on.
+"""Fitting the mixture's recalibration on frames the model did not train on.
 
-The kernels are diagonal Gaussians in millimetres: kernel k's std of coordinate d is
-s_k std_d (mdm/evaluate/uncertainty.py). A factor f_j multiplies the std of joint j's 3
-coordinates in every kernel. Two objectives, each minimised over the log-factors:
+In millimetres kernel k is a diagonal Gaussian with mean m_k and per-coordinate std
+sigma_k (mdm/evaluate/uncertainty.py). The recalibration (mdm/model/mixture.py;
+README, Recalibrated uncertainty) has, per joint j, a width factor b_j on sigma and a shrink a_j of
+the kernel means toward the most probable kernel's mean c, and one temperature t on the
+mixing weights:
 
-* `fit_nll`: the mean negative log-likelihood of the ground truth. The squared
-  standardised residuals A_nkj = sum_c ((y - mu_k) / (s_k std))^2 do not depend on f, so
-  log N_k(f) = log N_k(1) - 0.5 sum_j A_nkj (f_j^-2 - 1) - 3 sum_j log f_j, and the NLL and
-  its gradient cost O(N K J) per step (L-BFGS; the joints are coupled through the mixture).
-* `fit_calibration`: the calibration error of mdm.evaluate.uncertainty, per joint. Joint
-  j's marginal depends on f_j alone, so each joint is a one-dimensional search: a log grid,
-  then a finer one around the best, all joints at once, the same random draws for every
-  candidate (common random numbers, so the error is a smooth function of f).
+    p(y) = sum_k w_k^t / Z  N(y; c + a (m_k - c), diag(b sigma_k)^2).
 
-`groups` ties joints to one factor per group (e.g. mdm.evaluate.reliability_figure's
-torso / arms / legs), for when one factor per joint would overfit.
+Two objectives:
 
-Pure numpy and scipy.
+* `fit_nll`: the mean negative log-likelihood of the ground truth. With r = y - c and
+  d_k = m_k - c, the squared standardised residual of joint j in kernel k is
+  Q = (E - 2 a X + a^2 D) / b^2, where E = sum_xyz (r / sigma)^2, X = sum r d / sigma^2
+  and D = sum (d / sigma)^2 do not depend on the parameters: the NLL and its exact
+  gradient cost O(N K J) per step (L-BFGS-B over log b, a and log t).
+* `fit_calibration`: the calibration error of mdm.evaluate.uncertainty, per joint. For a
+  given temperature joint j's marginal depends on (a_j, b_j) alone: a grid over the pairs,
+  then a finer one around each joint's best, for each of TEMPERATURES (the one with the
+  lowest mean error is kept); the same random draws for every candidate (common random
+  numbers, so the error is a smooth function of the parameters).
+
+`groups` ties joints to one (a, b) per group (e.g. torso / arms / legs), for when one per
+joint would overfit. Pure numpy and scipy.
 """
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
+from mdm.checkpoint.recalibration import Recalibration
 from mdm.evaluate import uncertainty
+from mdm.model.mixture import WEIGHT_RANGE
 
 OBJECTIVES = ("calibration", "nll")
 SAMPLES = 200  # as the calibration error is measured (mdm/evaluate/distribution_report.py)
-ROWS_PER_CHUNK = 1024
-# Down to 0.02: the calibration error measures the spread of the draws around their
-# median, which the spread between kernel means keeps wide, so it can favour small factors.
-COARSE_FACTORS = np.exp(np.linspace(np.log(0.02), np.log(4.0), 21))  # ratio 1.30 per step
-FINE_STEPS = 7  # per joint, spanning one coarse step either side: ratio 1.09
+# Down to 0.05: the calibration error measures the spread of the draws around their
+# median, which the spread between kernel means keeps wide, so it can favour small widths.
+COARSE_WIDTHS = np.exp(np.linspace(np.log(0.05), np.log(4.0), 11))  # ratio 1.55 per step
+COARSE_SHRINKS = np.linspace(0.0, 1.0, 5)
+TEMPERATURES = (1.0, 2.0, 4.0)
+FINE_STEPS = 5  # per joint and parameter, spanning one coarse step either side
+BOUNDS = {"log_width": (np.log(0.02), np.log(50.0)), "shrink": (0.0, 2.0),
+          "log_temperature": (np.log(0.1), np.log(20.0))}
 
 
 def tie_matrix(num_joints, groups=None):
-    """(J, G) 0/1 matrix: joint j takes the factor of its group (identity without groups;
-    a joint in no group gets its own factor)."""
+    """(J, G) 0/1 matrix: joint j takes the parameters of its group (identity without
+    groups; a joint in no group gets its own)."""
     if not groups:
         return np.eye(num_joints)
     columns = [np.isin(np.arange(num_joints), list(joints)) for joints in groups.values()]
@@ -45,79 +56,121 @@ def tie_matrix(num_joints, groups=None):
     return np.stack(columns, axis=1).astype(np.float64)
 
 
-def squared_residuals(means_mm, sigmas_mm, targets_mm):
-    """A (N, K, J): sum over x, y, z of ((target - mean) / sigma)^2, and the kernels' log
-    density at factor 1, (N, K) without the weights."""
-    standardised = (targets_mm[:, None] - means_mm) / sigmas_mm
-    squares = np.sum(standardised ** 2, axis=-1)
-    log_density = -0.5 * squares.sum(-1) - np.log(sigmas_mm).sum(axis=(-2, -1)) \
+def log_weights_of(weights):
+    """log of the weights clipped as the mixture clips them (mdm/model/mixture.py)."""
+    return np.log(np.clip(np.asarray(weights, np.float64), *WEIGHT_RANGE))
+
+
+def residual_terms(means_mm, sigmas_mm, weights, targets_mm):
+    """The parameter-free pieces of the NLL: E, X, D (N, K, J) and the kernels' log
+    normaliser at width 1, (N, K)."""
+    rows = np.arange(len(weights))
+    centre = means_mm[rows, np.argmax(weights, axis=1)]  # (N, J, 3)
+    offsets = (targets_mm - centre)[:, None] / sigmas_mm  # r / sigma
+    spreads = (means_mm - centre[:, None]) / sigmas_mm  # d / sigma
+    log_norm = -np.log(sigmas_mm).sum(axis=(-2, -1)) \
         - 0.5 * uncertainty.LOG_2PI * means_mm[0, 0].size
-    return squares, log_density
+    return (np.sum(offsets ** 2, -1), np.sum(offsets * spreads, -1), np.sum(spreads ** 2, -1),
+            log_norm)
 
 
-def nll_and_gradient(log_factors, squares, log_density, log_weights):
-    """Mean NLL over poses at per-joint log-factors t (J,), and its gradient dNLL/dt."""
-    inverse_square = np.exp(-2.0 * log_factors)
-    log_terms = log_weights + log_density - 0.5 * np.einsum(
-        "nkj,j->nk", squares, inverse_square - 1.0) - 3.0 * log_factors.sum()
+def nll_and_gradient(params, terms, log_weights, tie):
+    """Mean NLL at params = [log b (G), a (G), log t] and its gradient."""
+    groups = tie.shape[1]
+    log_width, shrink = tie @ params[:groups], tie @ params[groups:2 * groups]
+    temperature = np.exp(params[-1])
+    energy, cross, spread, log_norm = terms
+    inverse_square = np.exp(-2.0 * log_width)
+    squares = (energy - 2.0 * shrink * cross + shrink ** 2 * spread) * inverse_square
+    tempered = log_weights * temperature
+    tempered_weights = softmax(tempered, axis=1)
+    log_terms = tempered - logsumexp(tempered, axis=1, keepdims=True) + log_norm \
+        - 0.5 * squares.sum(-1) - 3.0 * log_width.sum()
     nll = -logsumexp(log_terms, axis=1)
     responsibility = softmax(log_terms, axis=1)  # (N, K)
-    gradient = -np.einsum("nk,nkj->j", responsibility, squares * inverse_square - 3.0)
+    d_width = -np.einsum("nk,nkj->j", responsibility, squares - 3.0)
+    d_shrink = -np.einsum("nk,nkj->j", responsibility,
+                          (cross - shrink * spread) * inverse_square)
+    mean_log_weight = np.sum(tempered_weights * log_weights, axis=1, keepdims=True)
+    d_temperature = -np.sum(responsibility * (log_weights - mean_log_weight)) * temperature
+    gradient = np.concatenate([tie.T @ d_width, tie.T @ d_shrink, [d_temperature]])
     return float(nll.mean()), gradient / len(nll)
 
 
 def fit_nll(means_mm, sigmas_mm, weights, targets_mm, groups=None):
-    """Per-joint factors (J,) minimising the mean NLL; (N, K, J, 3) kernels, (N, J, 3)
+    """The Recalibration minimising the mean NLL; (N, K, J, 3) kernels, (N, J, 3)
     targets, weights (N, K)."""
-    squares, log_density = squared_residuals(means_mm, sigmas_mm, targets_mm)
-    with np.errstate(divide="ignore"):
-        log_weights = np.log(np.asarray(weights, np.float64))
-    tie = tie_matrix(squares.shape[-1], groups)
+    terms = residual_terms(means_mm, sigmas_mm, weights, targets_mm)
+    tie = tie_matrix(means_mm.shape[2], groups)
+    groups_count = tie.shape[1]
+    start = np.concatenate([np.zeros(groups_count), np.ones(groups_count), [0.0]])
+    bounds = [BOUNDS["log_width"]] * groups_count + [BOUNDS["shrink"]] * groups_count \
+        + [BOUNDS["log_temperature"]]
+    result = minimize(nll_and_gradient, start, args=(terms, log_weights_of(weights), tie),
+                      jac=True, method="L-BFGS-B", bounds=bounds)
+    return Recalibration({}, np.exp(tie @ result.x[:groups_count]),
+                         tie @ result.x[groups_count:2 * groups_count],
+                         float(np.exp(result.x[-1])))
 
-    def objective(tied):
-        value, gradient = nll_and_gradient(tie @ tied, squares, log_density, log_weights)
-        return value, tie.T @ gradient
 
-    result = minimize(objective, np.zeros(tie.shape[1]), jac=True, method="L-BFGS-B")
-    return np.exp(tie @ result.x)
+def shared_draws(means_mm, sigmas_mm, weights, temperature, seed, num_samples=SAMPLES):
+    """The pieces of `num_samples` draws per pose from the mixture at `temperature`:
+    the most probable mean c (N, 1, J, 3), and per draw d_k = m_k - c and sigma_k eps
+    (N, S, J, 3), so that a draw at (a, b) is c + a d_k + b sigma_k eps."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(weights))
+    centre = means_mm[rows, np.argmax(weights, axis=1)][:, None]
+    tempered = softmax(log_weights_of(weights) * temperature, axis=1)
+    cumulative = np.cumsum(tempered, axis=1)
+    uniform = rng.random((len(weights), num_samples)) * cumulative[:, -1:]
+    kernel = np.minimum((uniform[:, :, None] >= cumulative[:, None]).sum(-1),
+                        weights.shape[1] - 1)
+    chosen = rows[:, None], kernel
+    noise = sigmas_mm[chosen] * rng.standard_normal(means_mm[chosen].shape)
+    return centre, means_mm[chosen] - centre, noise
 
 
-def per_joint_calibration_error(means_mm, sigmas_mm, weights, targets_mm, joint_factors,
-                                seed=0, num_samples=SAMPLES):
-    """Calibration error (J,) of each joint with the factors (J,) applied, from
-    `num_samples` draws per pose with a fixed `seed` (the same draws for any factors)."""
+def calibration_errors(draws, targets_mm, joint_shrink, joint_widths):
+    """Calibration error (J,) of each joint from `shared_draws` at per-joint a and b (J,)."""
+    centre, offsets, noise = draws
+    samples = centre + np.asarray(joint_shrink)[:, None] * offsets \
+        + np.asarray(joint_widths)[:, None] * noise
     levels = uncertainty.default_levels()
-    counts = np.zeros((means_mm.shape[2], len(levels)), np.int64)
-    sigmas_mm = sigmas_mm * np.asarray(joint_factors)[:, None]
-    for rows, samples in uncertainty.sample_chunks(means_mm, sigmas_mm, weights, num_samples,
-                                                   np.random.default_rng(seed), ROWS_PER_CHUNK):
-        counts += uncertainty.calibration_counts(samples, targets_mm[rows], levels)
-    per_joint, _ = uncertainty.expected_calibration_error(counts / len(means_mm), levels)
-    return per_joint
+    observed = uncertainty.calibration_curve(samples, targets_mm, levels)
+    return uncertainty.expected_calibration_error(observed, levels)[0]
+
+
+def _grid_search(draws, targets_mm, candidates, tie):
+    """candidates (C, 2, G): per group (a, b) -> the best (2, G) per group and the per-joint
+    errors (J,) there."""
+    per_joint = np.stack([calibration_errors(draws, targets_mm, tie @ a, tie @ b)
+                          for a, b in candidates])  # (C, J)
+    per_group = per_joint @ tie / tie.sum(axis=0)
+    best = np.argmin(per_group, axis=0)
+    columns = np.arange(tie.shape[1])
+    chosen = candidates[best, :, columns].T  # (2, G)
+    return chosen, calibration_errors(draws, targets_mm, tie @ chosen[0], tie @ chosen[1])
 
 
 def fit_calibration(means_mm, sigmas_mm, weights, targets_mm, groups=None, seed=0):
-    """Per-joint factors (J,) minimising each joint's (or group's mean) calibration error.
-    Returns (factors, the fitted calibration errors (J,))."""
-    num_joints = means_mm.shape[2]
-    tie = tie_matrix(num_joints, groups)
-
-    def errors_of(group_factors):  # (G,) -> per-group mean calibration error (G,)
-        per_joint = per_joint_calibration_error(means_mm, sigmas_mm, weights, targets_mm,
-                                                tie @ group_factors, seed)
-        return (tie.T @ per_joint) / tie.sum(axis=0)
-
-    def search(candidates):  # (C, G) candidate factors -> the best per group
-        errors = np.stack([errors_of(row) for row in candidates])
-        best = np.argmin(errors, axis=0)
-        columns = np.arange(candidates.shape[1])
-        return candidates[best, columns], errors[best, columns]
-
+    """The Recalibration minimising each joint's (or group's mean) calibration error, and
+    the fitted calibration errors (J,)."""
+    tie = tie_matrix(means_mm.shape[2], groups)
     groups_count = tie.shape[1]
-    coarse, _ = search(np.repeat(COARSE_FACTORS[:, None], groups_count, axis=1))
-    step = COARSE_FACTORS[1] / COARSE_FACTORS[0]
-    fine = coarse[None] * step ** np.linspace(-1.0, 1.0, FINE_STEPS)[:, None]
-    factors, _ = search(fine)
-    joint_factors = tie @ factors
-    return joint_factors, per_joint_calibration_error(means_mm, sigmas_mm, weights, targets_mm,
-                                                      joint_factors, seed)
+    shrinks, widths = np.meshgrid(COARSE_SHRINKS, COARSE_WIDTHS, indexing="ij")
+    coarse = np.repeat(np.stack([shrinks.ravel(), widths.ravel()], 1)[:, :, None],
+                       groups_count, axis=2)
+    fits = []
+    for temperature in TEMPERATURES:
+        draws = shared_draws(means_mm, sigmas_mm, weights, temperature, seed)
+        chosen, errors = _grid_search(draws, targets_mm, coarse, tie)
+        fits.append((errors.mean(), temperature, draws, chosen))
+    _, temperature, draws, (shrink, width) = min(fits, key=lambda fit: fit[0])
+    steps = np.linspace(-1.0, 1.0, FINE_STEPS)
+    shrink_step = COARSE_SHRINKS[1] - COARSE_SHRINKS[0]
+    width_ratio = COARSE_WIDTHS[1] / COARSE_WIDTHS[0]
+    fine = np.stack([np.stack([np.maximum(shrink + da * shrink_step, 0.0),
+                               width * width_ratio ** db])
+                     for da in steps for db in steps])
+    (shrink, width), errors = _grid_search(draws, targets_mm, fine, tie)
+    return Recalibration({}, tie @ width, tie @ shrink, temperature), errors

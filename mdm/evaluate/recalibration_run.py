@@ -1,5 +1,5 @@
 """`python -m mdm.calibrate`'s work: predict on held-out and test subjects, fit the
-per-joint factors with both objectives, measure raw and recalibrated mixtures.
+recalibration with both objectives, measure raw and recalibrated mixtures.
 
 Held out = whole subjects the checkpoint did not train on (one fold of a k-fold over
 subjects): frames of a trained 50 Hz sequence are nearly the trained frames themselves,
@@ -61,11 +61,10 @@ def _cache_path(report_dir, config, subjects, stride):
 
 
 def fit(params, targets, stats, config, granularity):
-    """{objective: per-joint factors (J,)}; the calibration objective on at most
+    """{objective: Recalibration}; the calibration objective on at most
     CALIBRATION_FIT_FRAMES of the rows (it draws 200 samples per row and candidate)."""
-    means, scales, weights = params
-    means_mm, sigmas_mm = distribution_report.predicted_mm(stats, means, scales,
-                                                           config.predict_14)
+    means_mm, sigmas_mm, weights = distribution_report.predicted_mm(stats, params,
+                                                                    config.predict_14)
     groups = distribution_report.joint_groups(config.predict_14) if granularity == "group" \
         else None
     if granularity == "group" and groups is None:
@@ -95,17 +94,19 @@ def fit_and_measure(config, granularity, fit_stride, test_stride, report_dir, sa
     say(f"fitting on {len(targets)} frames of subjects {list(config.train_subjects)} "
         f"(the calibration objective on "
         f"{len(range(len(targets))[calibration_rows(len(targets))])})")
-    factors = fit(params, targets, stats, config, granularity)
+    fitted = fit(params, targets, stats, config, granularity)
     names = [skeleton.H36M17_NAMES[j] for j in skeleton.output_joints(config.predict_14)]
     report = {"checkpoint": config.load, "load_dir": config.load_dir,
               "calibration_subjects": list(config.train_subjects),
               "test_subjects": list(config.test_subjects), "granularity": granularity,
               "joint_names": names, "fitted": {}, "test": {}}
-    for objective, joint_factors in factors.items():
-        say(f"{objective}: factors " + ", ".join(f"{n} {f:.3f}"
-                                                 for n, f in zip(names, joint_factors)))
+    for objective, recal in fitted.items():
+        say(f"{objective}: temperature {recal.temperature:.3f}; width, shrink " + ", ".join(
+            f"{n} {f:.3f} {a:.3f}" for n, f, a in zip(names, recal.joint_factors,
+                                                       recal.joint_shrink)))
         report["fitted"][objective] = recalibration.make_record(
-            config.load, joint_factors, config.predict_14,
+            config.load, recal.joint_factors, config.predict_14, recal.joint_shrink,
+            recal.temperature,
             calibration_subjects=list(config.train_subjects), objective=objective,
             granularity=granularity,
             frames=len(targets) if objective == "nll"
@@ -114,7 +115,7 @@ def fit_and_measure(config, granularity, fit_stride, test_stride, report_dir, sa
         test_params, test_targets = predict(predictor, stats, test_set, config, test_stride,
                                             _cache_path(report_dir, config,
                                                         config.test_subjects, test_stride))
-        report["test"] = measure_variants(test_params, test_targets, stats, config, factors,
+        report["test"] = measure_variants(test_params, test_targets, stats, config, fitted,
                                           report_dir, say)
         report["test_frame_stride"] = test_stride
     os.makedirs(report_dir, exist_ok=True)
@@ -125,14 +126,15 @@ def fit_and_measure(config, granularity, fit_stride, test_stride, report_dir, sa
     return report
 
 
-def measure_variants(params, targets, stats, config, factors, report_dir, say):
+def measure_variants(params, targets, stats, config, fitted, report_dir, say):
     """{"raw" | objective: distribution_report figures} on the test subjects, and a
     reliability diagram for each."""
     scale = targets.shape[1] / len(skeleton.eval_joints(config.predict_14))
     results = {}
     for variant in VARIANTS:
         figures, levels, observed = distribution_report.measure_all(
-            params, stats, targets, config.predict_14, scale, factors.get(variant))
+            params, stats, targets, config.predict_14, scale,
+            fitted[variant].adjustment if variant in fitted else None)
         results[variant] = dict(figures, calibration_observed=observed.tolist(),
                                 calibration_levels=levels.tolist())
         distribution_report.draw_reliability(

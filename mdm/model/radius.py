@@ -38,7 +38,7 @@ def quantile_of_draws(values, level):
 
 
 def joint_radius(means, scales, weights, chosen, spread, coverages, seed,
-                 coordinate_factors=None, num_samples=RADIUS_SAMPLES):
+                 adjustment=None, num_samples=RADIUS_SAMPLES):
     """Radii (N, J, L) in mm for the L `coverages`.
 
     means (N, K, D), scales and weights (N, K): the network's (normalised) mixture;
@@ -47,7 +47,7 @@ def joint_radius(means, scales, weights, chosen, spread, coverages, seed,
     """
     means = tf.convert_to_tensor(means, tf.float32)
     noise = mixture.shared_noise(num_samples, tf.shape(means)[-1], seed)
-    draws = mixture.sample_with_noise(means, scales, weights, noise, coordinate_factors)
+    draws = mixture.sample_with_noise(means, scales, weights, noise, adjustment)
     offsets = (draws - tf.convert_to_tensor(chosen, tf.float32)[:, None]) \
         * tf.cast(spread, tf.float32)
     offsets = tf.reshape(offsets, tf.concat([tf.shape(offsets)[:2], [-1, 3]], 0))
@@ -56,13 +56,13 @@ def joint_radius(means, scales, weights, chosen, spread, coverages, seed,
 
 
 def joint_radius_numpy(means, scales, weights, chosen, spread, coverages, seed,
-                       coordinate_factors=None, rows_per_chunk=ROWS_PER_CHUNK):
+                       adjustment=None, rows_per_chunk=ROWS_PER_CHUNK):
     """`joint_radius` run eagerly over chunks of rows, as numpy (N, J, L). A row's draws
     do not depend on the chunk (mixture.sample_with_noise), so neither do its radii."""
     means = np.asarray(means, np.float32)
     parts = [joint_radius(means[rows], np.asarray(scales)[rows], np.asarray(weights)[rows],
                           np.asarray(chosen)[rows], spread, coverages, seed,
-                          coordinate_factors).numpy()
+                          adjustment).numpy()
              for rows in (slice(s, s + rows_per_chunk) for s in range(0, len(means),
                                                                      rows_per_chunk))]
     if not parts:

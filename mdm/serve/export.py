@@ -47,7 +47,7 @@ class LiftingModule(tf.Module):
         super().__init__(name="mdm_lifter")
         self.model = lifter.model
         self._coverage, self._seed = float(coverage), int(seed)
-        self._coordinate_factors = lifter.coordinate_factors
+        self._adjustment = lifter.mixture_adjustment
         names = keypoint_files.joint_names(joint_order)
         # Row of each model input joint in the file's order.
         self._input_rows = np.array([names.index(n) for n in keypoint_files.INPUT_NAMES], np.int32)
@@ -102,7 +102,7 @@ class LiftingModule(tf.Module):
         chosen = tf.gather(means, most_probable, batch_dims=1)
         radii = radius.joint_radius(means, scales, weights, chosen, self._output_spread,
                                     [self._coverage], self._seed,
-                                    self._coordinate_factors)[..., 0]
+                                    self._adjustment)[..., 0]
         return tf.einsum("jo,no->nj", tf.cast(self._placement, tf.float32), radii)
 
     def _valid(self, pixels, missing):

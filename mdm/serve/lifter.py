@@ -178,7 +178,7 @@ class Lifter:
         samples = None
         if num_samples:
             draws = mixture.sample_mixture(means, scales, weights, num_samples, seed,
-                                           self.coordinate_factors).numpy()
+                                           self.mixture_adjustment).numpy()
             samples = self._to_mm(draws)
         hypotheses = Hypotheses(
             poses=self._to_mm(sorted_means), weights=np.take_along_axis(weights, order, axis=1),
@@ -256,9 +256,9 @@ class Lifter:
                                 for v, (view, params) in enumerate(lifted)]))
 
     @property
-    def coordinate_factors(self):
-        """(D,) the recalibration's factor per output coordinate, or None (raw spread)."""
-        return None if self.recalibration is None else self.recalibration.coordinate_factors
+    def mixture_adjustment(self):
+        """The recalibration's mixture.Adjustment, or None (the network's raw mixture)."""
+        return None if self.recalibration is None else self.recalibration.adjustment
 
     def joint_radius(self, params, kernel, coverage, seed):
         """(N, 17) mm: per joint, the radius around kernel `kernel` (N,) of each pose that
@@ -271,7 +271,7 @@ class Lifter:
         radii = np.zeros((len(means), skeleton.NUM_JOINTS), np.float32)
         radii[:, joints] = radius.joint_radius_numpy(
             means, scales, weights, chosen, spread, [coverage], seed,
-            self.coordinate_factors)[..., 0]
+            self.mixture_adjustment)[..., 0]
         return radii
 
     def mixture_parameters(self, pixels, missing):
