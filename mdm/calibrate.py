@@ -1,5 +1,6 @@
-"""Command line: fit per-joint factors on the mixture's spread on held-out subjects, and
-measure them on test subjects.
+"""Command line: fit the mixture's recalibration (per joint a width and a shrink of the
+kernel means toward the most probable one, and a temperature on the weights) on held-out
+subjects, and measure it on test subjects.
 
     python -m mdm.calibrate --load_dir D --data_dir /tmp/h36m --calibration_subjects 7 \
         --test_subjects 8 --objective calibration
@@ -36,7 +37,7 @@ FRAME_STRIDE = 4
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m mdm.calibrate",
-        description="Fit per-joint factors on the predicted spread on held-out subjects "
+        description="Fit the recalibration of the predicted spread on held-out subjects "
                     "and write recalibration.json next to the checkpoint.")
     parser.add_argument("--load_dir", required=True, help="directory of the checkpoints")
     parser.add_argument("--load", type=int, default=0, help="checkpoint step (0 = latest)")
@@ -47,10 +48,11 @@ def build_parser():
     parser.add_argument("--test_subjects", default="",
                         help="subjects to measure before/after on, e.g. 8 (optional)")
     parser.add_argument("--objective", choices=OBJECTIVES, default="calibration",
-                        help="what the written factors minimise (both are fitted and "
+                        help="what the written recalibration minimises (both are fitted and "
                              "measured)")
     parser.add_argument("--granularity", choices=GRANULARITIES, default="joint",
-                        help="one factor per joint, or per joint group (torso, arms, legs)")
+                        help="a width and shrink per joint, or per joint group (torso, arms, "
+                             "legs)")
     parser.add_argument("--use_sh", type=_boolean, default=True, metavar="{True,False}",
                         help="2D input: stacked-hourglass detections (the model's training "
                              "input) or ground-truth projections")
