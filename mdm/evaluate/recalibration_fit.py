@@ -2,8 +2,8 @@
 
 In millimetres kernel k is a diagonal Gaussian with mean m_k and per-coordinate std
 sigma_k (mdm/evaluate/uncertainty.py). The recalibration (mdm/model/mixture.py;
-README, Recalibrated uncertainty) has, per joint j, a width factor b_j on sigma and a shrink a_j of
-the kernel means toward the most probable kernel's mean c, and one temperature t on the
+README, Recalibrated uncertainty) has, per joint j, a width factor b_j on sigma and a
+shrink a_j of the kernel means toward the most probable kernel's mean c, and one temperature t on the
 mixing weights:
 
     p(y) = sum_k w_k^t / Z  N(y; c + a (m_k - c), diag(b sigma_k)^2).
@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
 from mdm.checkpoint.recalibration import Recalibration
-from mdm.evaluate import uncertainty
+from mdm.evaluate import radius_coverage, uncertainty
 from mdm.model.mixture import WEIGHT_RANGE
 
 OBJECTIVES = ("calibration", "nll")
@@ -64,8 +64,7 @@ def log_weights_of(weights):
 def residual_terms(means_mm, sigmas_mm, weights, targets_mm):
     """The parameter-free pieces of the NLL: E, X, D (N, K, J) and the kernels' log
     normaliser at width 1, (N, K)."""
-    rows = np.arange(len(weights))
-    centre = means_mm[rows, np.argmax(weights, axis=1)]  # (N, J, 3)
+    centre = radius_coverage.most_probable(means_mm, weights)  # (N, J, 3)
     offsets = (targets_mm - centre)[:, None] / sigmas_mm  # r / sigma
     spreads = (means_mm - centre[:, None]) / sigmas_mm  # d / sigma
     log_norm = -np.log(sigmas_mm).sum(axis=(-2, -1)) \
@@ -118,14 +117,10 @@ def shared_draws(means_mm, sigmas_mm, weights, temperature, seed, num_samples=SA
     the most probable mean c (N, 1, J, 3), and per draw d_k = m_k - c and sigma_k eps
     (N, S, J, 3), so that a draw at (a, b) is c + a d_k + b sigma_k eps."""
     rng = np.random.default_rng(seed)
-    rows = np.arange(len(weights))
-    centre = means_mm[rows, np.argmax(weights, axis=1)][:, None]
+    centre = radius_coverage.most_probable(means_mm, weights)[:, None]
     tempered = softmax(log_weights_of(weights) * temperature, axis=1)
-    cumulative = np.cumsum(tempered, axis=1)
-    uniform = rng.random((len(weights), num_samples)) * cumulative[:, -1:]
-    kernel = np.minimum((uniform[:, :, None] >= cumulative[:, None]).sum(-1),
-                        weights.shape[1] - 1)
-    chosen = rows[:, None], kernel
+    kernel = uncertainty.pick_kernels(tempered, rng.random((len(weights), num_samples)))
+    chosen = np.arange(len(weights))[:, None], kernel
     noise = sigmas_mm[chosen] * rng.standard_normal(means_mm[chosen].shape)
     return centre, means_mm[chosen] - centre, noise
 

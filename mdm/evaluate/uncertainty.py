@@ -83,17 +83,20 @@ def sample_mixture_mm(means_mm, sigmas_mm, weights, num_samples, rng):
     Call per chunk of rows with the same Generator to stream a large test set.
     """
     means_mm, sigmas_mm = np.asarray(means_mm), np.asarray(sigmas_mm)
-    weights = np.asarray(weights, dtype=np.float64)
-    cumulative = np.cumsum(weights, axis=1)
-    cumulative /= cumulative[:, -1:]  # rows that sum to 1 up to rounding
-    uniform = rng.random((len(weights), num_samples))
-    # Inverse CDF: the component is the number of cumulative weights below u.
-    component = (uniform[:, :, None] >= cumulative[:, None, :]).sum(axis=-1)
-    component = np.minimum(component, weights.shape[1] - 1)[..., None]  # (N, S, 1)
+    component = pick_kernels(weights, rng.random((len(weights), num_samples)))[..., None]
     mean = np.take_along_axis(means_mm, component, axis=1)
     sigma = np.take_along_axis(sigmas_mm, component, axis=1)
     noise = rng.standard_normal(mean.shape, dtype=np.float64)
     return (mean + sigma * noise).astype(np.result_type(means_mm, np.float32), copy=False)
+
+
+def pick_kernels(weights, uniform):
+    """(N, S) kernel indices drawn by inverse CDF from weights (N, K) and uniforms (N, S):
+    the number of cumulative weights at or below u."""
+    cumulative = np.cumsum(np.asarray(weights, dtype=np.float64), axis=1)
+    cumulative /= cumulative[:, -1:]  # rows that sum to 1 up to rounding
+    component = (uniform[:, :, None] >= cumulative[:, None, :]).sum(axis=-1)
+    return np.minimum(component, cumulative.shape[1] - 1)
 
 
 def sample_chunks(means_mm, sigmas_mm, weights, num_samples, rng, rows_per_chunk):
