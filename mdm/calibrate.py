@@ -4,10 +4,15 @@ subjects, and measure it on test subjects.
 
     python -m mdm.calibrate --load_dir D --data_dir /tmp/h36m --calibration_subjects 7 \
         --test_subjects 8 --objective calibration
+    python -m mdm.calibrate --load_dir ALL --data_dir /tmp/h36m --test_subjects 8 \
+        --folds NO1:1 NO5:5 NO6:6 NO7:7
 
 The calibration subjects must be subjects the checkpoint did not train on: whole
 subjects, not frames of trained sequences (at 50 Hz a held-out frame is nearly a
 trained one, so a frame hold-out would look better calibrated than new people are).
+With --folds (a k-fold over subjects), each DIR:SUBJECTS names a checkpoint directory
+trained without SUBJECTS; their predictions on them are pooled and the fit is written
+for --load_dir's checkpoint, trained on all of them.
 Both objectives are fitted (mdm/evaluate/recalibration_fit.py); the one named by
 --objective is written to <load_dir>/recalibration.json (mdm/checkpoint/recalibration.py),
 which Lifter, `python -m mdm.infer`, the SavedModel export and `--test --uncertainty` then
@@ -42,9 +47,14 @@ def build_parser():
     parser.add_argument("--load_dir", required=True, help="directory of the checkpoints")
     parser.add_argument("--load", type=int, default=0, help="checkpoint step (0 = latest)")
     parser.add_argument("--data_dir", required=True, help="Human3.6M data directory")
-    parser.add_argument("--calibration_subjects", required=True,
+    parser.add_argument("--calibration_subjects", default="",
                         help="subjects to fit on, e.g. 7: subjects the checkpoint did NOT "
-                             "train on")
+                             "train on (or --folds)")
+    parser.add_argument("--folds", nargs="+", default=[], metavar="DIR:SUBJECTS",
+                        help="k-fold over subjects instead of --calibration_subjects: "
+                             "checkpoint directories, each with the subjects it did NOT "
+                             "train on (e.g. exp/no7:7 exp/no6:6); their latest checkpoints "
+                             "predict those subjects, pooled")
     parser.add_argument("--test_subjects", default="",
                         help="subjects to measure before/after on, e.g. 8 (optional)")
     parser.add_argument("--objective", choices=OBJECTIVES, default="calibration",
@@ -95,12 +105,11 @@ def main(argv=None):
 
 
 def run(args, argv=None):
-    calibration = _subjects(args.calibration_subjects, "calibration_subjects")
+    folds = _folds(args)
     test = _subjects(args.test_subjects, "test_subjects")
-    if not calibration:
-        raise UserError("--calibration_subjects is empty")
     if min(args.fit_stride, args.test_stride) < 1:
         raise UserError("--fit_stride and --test_stride must be at least 1")
+    calibration = sorted({subject for _, subjects in folds for subject in subjects})
     if set(calibration) & set(test):
         raise UserError(f"subjects {sorted(set(calibration) & set(test))} are both "
                         "calibration and test subjects")
@@ -113,8 +122,9 @@ def run(args, argv=None):
     report_dir = args.report_dir or args.load_dir
     started = time.time()
     report = recalibration_run.fit_and_measure(
-        _data_config(args, calibration, test, report_dir), args.granularity, args.fit_stride,
-        args.test_stride, report_dir, _say)
+        _data_config(args, test, report_dir),
+        [recalibration_run.Fold(*fold) for fold in folds], args.granularity,
+        args.fit_stride, args.test_stride, report_dir, _say)
     record = dict(report["fitted"][args.objective], command=shlex.join(
         ["python", "-m", "mdm.calibrate", *(sys.argv[1:] if argv is None else argv)]))
     path = recalibration.write_record(args.load_dir, record, replace=args.replace)
@@ -123,10 +133,32 @@ def run(args, argv=None):
     return report
 
 
-def _data_config(args, calibration, test, report_dir):
+def _folds(args):
+    """[(checkpoint directory, subjects)] from --calibration_subjects or --folds."""
+    if bool(args.folds) == bool(args.calibration_subjects.strip()):
+        raise UserError("give either --calibration_subjects or --folds")
+    if not args.folds:
+        subjects = _subjects(args.calibration_subjects, "calibration_subjects")
+        if not subjects:
+            raise UserError("--calibration_subjects names no subject")
+        return [(args.load_dir, subjects)]
+    folds = []
+    for text in args.folds:
+        directory, colon, subjects = text.rpartition(":")
+        subjects = _subjects(subjects, "folds") if colon else ()
+        if not directory or not subjects:
+            raise UserError(f"--folds takes DIR:SUBJECTS, e.g. exp/no7:7 (got {text!r})")
+        folds.append((directory, subjects))
+    pairs = [(os.path.abspath(d), s) for d, subjects in folds for s in subjects]
+    if len(set(pairs)) < len(pairs):
+        raise UserError("--folds names a subject of the same directory twice")
+    return folds
+
+
+def _data_config(args, test, report_dir):
     from mdm.core.config import Config
 
-    return Config(data_dir=args.data_dir, train_subjects=calibration, test_subjects=test,
+    return Config(data_dir=args.data_dir, test_subjects=test,
                   use_sh=args.use_sh, sh_dir=args.sh_dir, train_dir=report_dir,
                   load_dir=args.load_dir, load=args.load,
                   cache_dir=args.cache_dir or os.path.join(report_dir, "cache"))

@@ -178,7 +178,14 @@ def test_saved_model_gives_the_recalibrated_spread_and_radius(lifters, tmp_path)
 @pytest.mark.parametrize("args, message", [
     (["--calibration_subjects", "9", "--test_subjects", "9"], "both calibration and test"),
     (["--calibration_subjects", "x"], "takes subject numbers"),
-    (["--calibration_subjects", ""], "is empty"),
+    (["--calibration_subjects", ","], "names no subject"),
+    ([], "either --calibration_subjects or --folds"),
+    (["--calibration_subjects", "9", "--folds", "a:9"], "either --calibration_subjects"),
+    (["--folds", "a"], "takes DIR:SUBJECTS"),
+    (["--folds", "a:"], "takes DIR:SUBJECTS"),
+    (["--folds", "a:x"], "takes subject numbers"),
+    (["--folds", "a:9", "./a:9,1"], "same directory twice"),
+    (["--folds", "a:9", "b:8", "--test_subjects", "8"], "both calibration and test"),
     (["--calibration_subjects", "9"], "recalibration.json exists .*--replace True"),
 ])
 def test_calibrate_refuses_bad_flags_before_any_work(capsys, checkpoint_dir, args, message):
@@ -215,3 +222,30 @@ def test_calibrate_end_to_end_on_synthetic_data(capsys, synthetic_h36m, tiny_tra
     assert calibrate.main(["--load_dir", copy, "--data_dir", data_dir,
                            "--calibration_subjects", "9"]) == 1
     assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_calibrate_pools_the_folds_of_a_k_fold(capsys, synthetic_h36m, tiny_trained_dir,
+                                               tmp_path):
+    """Two fold directories (here copies of one model) each predicting its own held-out
+    subject give the same NLL fit as one checkpoint predicting both subjects; the record
+    names every fold."""
+    data_dir = synthetic_h36m(8, 2)
+    copies = {}
+    for name in ("target", "no9", "no11", "together"):
+        copies[name] = str(tmp_path / name)
+        shutil.copytree(tiny_trained_dir, copies[name])
+    common = ["--data_dir", data_dir, "--objective", "nll"]
+    assert calibrate.main(["--load_dir", copies["target"], *common, "--folds",
+                           f"{copies['no9']}:9", f"{copies['no11']}:11"]) == 0
+    assert calibrate.main(["--load_dir", copies["together"], *common,
+                           "--calibration_subjects", "9,11"]) == 0
+    pooled = recalibration.read_record(copies["target"])
+    together = recalibration.read_record(copies["together"])
+    assert pooled["calibration_subjects"] == [9, 11]
+    assert [(fold["subjects"], fold["frames"]) for fold in pooled["folds"]] == [
+        ([9], pooled["folds"][0]["frames"]), ([11], pooled["frames"] - pooled["folds"][0]["frames"])]
+    assert pooled["frames"] == together["frames"] > 0
+    for key in ("joint_factors", "joint_shrink"):
+        assert_allclose(list(pooled[key].values()), list(together[key].values()), rtol=2e-3)
+    assert pooled["temperature"] == pytest.approx(together["temperature"], rel=2e-3)

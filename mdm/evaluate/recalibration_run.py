@@ -1,13 +1,20 @@
 """`python -m mdm.calibrate`'s work: predict on held-out and test subjects, fit the
 recalibration with both objectives, measure raw and recalibrated mixtures.
 
-Held out = whole subjects the checkpoint did not train on (one fold of a k-fold over
-subjects): frames of a trained 50 Hz sequence are nearly the trained frames themselves,
-so fitting on them would under-estimate the spread new people need.
+Held out = whole subjects a checkpoint did not train on: frames of a trained 50 Hz
+sequence are nearly the trained frames themselves, so fitting on them would under-estimate
+the spread new people need. Either the recalibrated checkpoint's own held-out subjects
+(one fold), or a k-fold over subjects: each fold's checkpoint, trained without some
+subjects, predicts them; the predictions are pooled in millimetres and the fit is written
+for a checkpoint trained on all of them (cross-fitting: its miscalibration on new people
+is taken to be the folds' one).
 """
 
+import dataclasses
+import hashlib
 import json
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +31,14 @@ VARIANTS = ("raw",) + recalibration_fit.OBJECTIVES
 # most this many frames, evenly spread over the held-out ones (the error's sampling noise
 # is then about 0.003).
 CALIBRATION_FIT_FRAMES = 4096
+
+
+class Fold(NamedTuple):
+    """A checkpoint directory (its latest checkpoint, or the recalibrated one) and the
+    subjects it did not train on, whose predictions the fit pools."""
+
+    load_dir: str
+    subjects: tuple
 
 
 def load_checkpoint(config):
@@ -50,25 +65,68 @@ def predict(predictor, stats, pose_set, config, stride, cache_path):
     params = prediction.predict_mixture(predictor, inputs)
     joints = skeleton.output_joints(config.predict_14)
     targets = np.asarray(pose_set.poses_3d, np.float64)[rows][:, joints]
+    os.makedirs(os.path.dirname(cache_path), exist_ok=True)
     with atomic_write(cache_path, "wb") as handle:
         np.savez(handle, means=params[0], scales=params[1], weights=params[2], targets=targets)
     return params, targets
 
 
-def _cache_path(report_dir, config, subjects, stride):
+def _cache_path(cache_dir, config, subjects, stride):
+    """The predictions of checkpoint config.load of config.load_dir on `subjects`, named
+    by the directory (its base name and a hash of its absolute path: folds of a k-fold
+    share one cache), the step, the subjects, the 2D input and the stride."""
+    where = os.path.abspath(config.load_dir)
+    tag = f"{os.path.basename(where)}-{hashlib.sha1(where.encode()).hexdigest()[:8]}"
+    source = f"sh-{config.sh_dir}" if config.use_sh else "gt"
     names = "_".join(str(s) for s in subjects)
-    return os.path.join(report_dir, "cache", f"mixture_{config.load}_S{names}_every{stride}.npz")
+    return os.path.join(cache_dir, f"mixture_{tag}_{config.load}_S{names}_{source}"
+                                   f"_every{stride}.npz")
 
 
-def fit(params, targets, stats, config, granularity):
-    """{objective: Recalibration}; the calibration objective on at most
+def held_out_kernels(config, fold, stride, cache_dir):
+    """(means, sigmas) (N, K, J, 3) mm, weights (N, K), targets (N, J, 3) mm, and the step:
+    the checkpoint of fold.load_dir (config.load if it is config.load_dir, else its
+    latest) predicting every `stride`-th frame of fold.subjects, which it did not train on."""
+    same = os.path.abspath(fold.load_dir) == os.path.abspath(config.load_dir)
+    fold_config = dataclasses.replace(config, load_dir=fold.load_dir,
+                                      load=config.load if same else 0)
+    fold_config, model, stats = load_checkpoint(fold_config)
+    if fold_config.predict_14 != config.predict_14:
+        raise UserError(f"{fold.load_dir} predicts {'14' if fold_config.predict_14 else '16'}"
+                        f" joints, {config.load_dir} does not: the folds must predict the "
+                        "same joints")
+    params, targets = predict(prediction.make_predictor(model, jit_compile=False), stats,
+                              _frames_of(fold_config, fold.subjects), fold_config, stride,
+                              _cache_path(cache_dir, fold_config, fold.subjects, stride))
+    return distribution_report.predicted_mm(stats, params, config.predict_14) \
+        + (targets, fold_config.load)
+
+
+def _frames_of(config, subjects):
+    """The PoseSet of `subjects` with config's data settings; a UserError if it is empty."""
+    pose_set = splits.load_splits(dataclasses.replace(config, test_subjects=subjects),
+                                  need_train=False)[1]
+    if pose_set is None or not len(pose_set):
+        raise UserError(f"no frames of subjects {list(subjects)} in {config.data_dir}")
+    return pose_set
+
+
+def pooled_kernels(config, folds, stride, cache_dir, say):
+    """`held_out_kernels` of every fold, concatenated, and a record of each fold."""
+    pooled, records = [], []
+    for fold in folds:
+        *kernels, step = held_out_kernels(config, fold, stride, cache_dir)
+        say(f"held out: {len(kernels[-1])} frames of subjects {list(fold.subjects)} "
+            f"predicted by {fold.load_dir} checkpoint-{step}")
+        pooled.append(kernels)
+        records.append({"load_dir": os.path.abspath(fold.load_dir), "checkpoint": step,
+                        "subjects": list(fold.subjects), "frames": len(kernels[-1])})
+    return [np.concatenate(arrays) for arrays in zip(*pooled)], records
+
+
+def fit(means_mm, sigmas_mm, weights, targets, groups):
+    """{objective: Recalibration} from kernels in mm; the calibration objective on at most
     CALIBRATION_FIT_FRAMES of the rows (it draws 200 samples per row and candidate)."""
-    means_mm, sigmas_mm, weights = distribution_report.predicted_mm(stats, params,
-                                                                    config.predict_14)
-    groups = distribution_report.joint_groups(config.predict_14) if granularity == "group" \
-        else None
-    if granularity == "group" and groups is None:
-        raise UserError("--granularity group needs the 16 predicted joints (not --predict_14)")
     every = calibration_rows(len(targets))
     calibrated, _ = recalibration_fit.fit_calibration(
         means_mm[every], sigmas_mm[every], weights[every], targets[every], groups)
@@ -82,22 +140,28 @@ def calibration_rows(count):
     return slice(None, None, max(1, -(-count // CALIBRATION_FIT_FRAMES)))
 
 
-def fit_and_measure(config, granularity, fit_stride, test_stride, report_dir, say):
-    """Fit on config.train_subjects (every `fit_stride`-th frame), measure on
-    config.test_subjects (if any, every `test_stride`-th); writes the report and
-    reliability diagrams to `report_dir`, returns the report."""
+def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_dir, say):
+    """Fit on the held-out subjects of `folds` (Fold: a checkpoint directory and subjects
+    it did not train on; every `fit_stride`-th frame, pooled), for checkpoint config.load
+    of config.load_dir; measure that checkpoint on config.test_subjects (if any, every
+    `test_stride`-th frame). Writes the report and reliability diagrams to `report_dir`,
+    returns the report."""
     config, model, stats = load_checkpoint(config)
-    held_out, test_set, _ = splits.load_splits(config, need_train=True)
-    predictor = prediction.make_predictor(model, jit_compile=False)
-    params, targets = predict(predictor, stats, held_out, config, fit_stride, _cache_path(
-        report_dir, config, config.train_subjects, fit_stride))
-    say(f"fitting on {len(targets)} frames of subjects {list(config.train_subjects)} "
-        f"(the calibration objective on "
-        f"{len(range(len(targets))[calibration_rows(len(targets))])})")
-    fitted = fit(params, targets, stats, config, granularity)
+    groups = distribution_report.joint_groups(config.predict_14) if granularity == "group" \
+        else None
+    if granularity == "group" and groups is None:
+        raise UserError("--granularity group needs the 16 predicted joints (not --predict_14)")
+    cache_dir = os.path.join(report_dir, "cache")
+    (*kernels, targets), fold_records = pooled_kernels(config, folds, fit_stride, cache_dir,
+                                                       say)
+    calibration_frames = len(range(len(targets))[calibration_rows(len(targets))])
+    say(f"fitting on {len(targets)} frames (the calibration objective on "
+        f"{calibration_frames})")
+    fitted = fit(*kernels, targets, groups)
+    subjects = sorted({s for fold in folds for s in fold.subjects})
     names = [skeleton.H36M17_NAMES[j] for j in skeleton.output_joints(config.predict_14)]
     report = {"checkpoint": config.load, "load_dir": config.load_dir,
-              "calibration_subjects": list(config.train_subjects),
+              "calibration_subjects": subjects, "folds": fold_records,
               "test_subjects": list(config.test_subjects), "granularity": granularity,
               "joint_names": names, "fitted": {}, "test": {}}
     for objective, recal in fitted.items():
@@ -106,15 +170,14 @@ def fit_and_measure(config, granularity, fit_stride, test_stride, report_dir, sa
                                                        recal.joint_shrink)))
         report["fitted"][objective] = recalibration.make_record(
             config.load, recal.joint_factors, config.predict_14, recal.joint_shrink,
-            recal.temperature,
-            calibration_subjects=list(config.train_subjects), objective=objective,
-            granularity=granularity,
-            frames=len(targets) if objective == "nll"
-            else len(range(len(targets))[calibration_rows(len(targets))]))
-    if test_set is not None and len(test_set):
-        test_params, test_targets = predict(predictor, stats, test_set, config, test_stride,
-                                            _cache_path(report_dir, config,
-                                                        config.test_subjects, test_stride))
+            recal.temperature, calibration_subjects=subjects, folds=fold_records,
+            objective=objective, granularity=granularity,
+            frames=len(targets) if objective == "nll" else calibration_frames)
+    if config.test_subjects:
+        test_params, test_targets = predict(
+            prediction.make_predictor(model, jit_compile=False), stats,
+            _frames_of(config, config.test_subjects), config,
+            test_stride, _cache_path(cache_dir, config, config.test_subjects, test_stride))
         report["test"] = measure_variants(test_params, test_targets, stats, config, fitted,
                                           report_dir, say)
         report["test_frame_stride"] = test_stride
