@@ -2,6 +2,7 @@
 numpy draws and quantiles), `python -m mdm.infer` outputs, the SavedModel, and
 `python -m mdm.calibrate` end to end on the synthetic set."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -249,3 +250,16 @@ def test_calibrate_pools_the_folds_of_a_k_fold(capsys, synthetic_h36m, tiny_trai
     for key in ("joint_factors", "joint_shrink"):
         assert_allclose(list(pooled[key].values()), list(together[key].values()), rtol=2e-3)
     assert pooled["temperature"] == pytest.approx(together["temperature"], rel=2e-3)
+
+
+def test_folds_must_predict_the_joints_of_the_recalibrated_checkpoint(monkeypatch, tmp_path):
+    """A fold checkpoint predicting 14 joints cannot serve a 16-joint model: one line."""
+    from mdm.core.config import Config
+    from mdm.evaluate import recalibration_run
+
+    target = Config(load_dir=str(tmp_path / "all"), load=5, predict_14=False)
+    monkeypatch.setattr(recalibration_run, "load_checkpoint", lambda config: (
+        dataclasses.replace(config, load=7, predict_14=True), None, None))
+    with pytest.raises(UserError, match="predicts 14 joints.*same joints"):
+        recalibration_run.held_out_kernels(
+            target, recalibration_run.Fold(str(tmp_path / "no9"), (9,)), 4, str(tmp_path))
