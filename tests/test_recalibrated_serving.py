@@ -197,10 +197,13 @@ def test_calibrate_refuses_bad_flags_before_any_work(capsys, checkpoint_dir, arg
 
 
 @pytest.mark.slow
-def test_calibrate_end_to_end_on_synthetic_data(capsys, synthetic_h36m, tiny_trained_dir,
-                                                tmp_path):
+def test_calibrate_end_to_end_on_synthetic_data(capsys, monkeypatch, synthetic_h36m,
+                                                tiny_trained_dir, tmp_path):
     """Fit on synthetic subject 9, measure on 11: the file names the step, subjects and
     objective; the report has raw and recalibrated figures; loaders apply it."""
+    from mdm.evaluate import recalibration_run
+
+    monkeypatch.setattr(recalibration_run, "CALIBRATION_FIT_FRAMES", 128)  # time only
     copy = str(tmp_path / "model")
     shutil.copytree(tiny_trained_dir, copy)
     data_dir = synthetic_h36m(8, 2)
@@ -226,30 +229,38 @@ def test_calibrate_end_to_end_on_synthetic_data(capsys, synthetic_h36m, tiny_tra
 
 
 @pytest.mark.slow
-def test_calibrate_pools_the_folds_of_a_k_fold(capsys, synthetic_h36m, tiny_trained_dir,
-                                               tmp_path):
-    """Two fold directories (here copies of one model) each predicting its own held-out
-    subject give the same NLL fit as one checkpoint predicting both subjects; the record
-    names every fold."""
+def test_calibrate_pools_the_folds_of_a_k_fold(capsys, monkeypatch, synthetic_h36m,
+                                               tiny_trained_dir, tmp_path):
+    """Two fold directories (copies of one model), each predicting its own held-out
+    subject: the written NLL fit is the fit to that model's predictions on both subjects
+    at once, and the record names every fold."""
+    from mdm.core.config import Config
+    from mdm.evaluate import recalibration_fit, recalibration_run
+
+    monkeypatch.setattr(recalibration_run, "CALIBRATION_FIT_FRAMES", 128)  # time only
     data_dir = synthetic_h36m(8, 2)
-    copies = {}
-    for name in ("target", "no9", "no11", "together"):
-        copies[name] = str(tmp_path / name)
-        shutil.copytree(tiny_trained_dir, copies[name])
-    common = ["--data_dir", data_dir, "--objective", "nll"]
-    assert calibrate.main(["--load_dir", copies["target"], *common, "--folds",
-                           f"{copies['no9']}:9", f"{copies['no11']}:11"]) == 0
-    assert calibrate.main(["--load_dir", copies["together"], *common,
-                           "--calibration_subjects", "9,11"]) == 0
-    pooled = recalibration.read_record(copies["target"])
-    together = recalibration.read_record(copies["together"])
-    assert pooled["calibration_subjects"] == [9, 11]
-    assert [(fold["subjects"], fold["frames"]) for fold in pooled["folds"]] == [
-        ([9], pooled["folds"][0]["frames"]), ([11], pooled["frames"] - pooled["folds"][0]["frames"])]
-    assert pooled["frames"] == together["frames"] > 0
-    for key in ("joint_factors", "joint_shrink"):
-        assert_allclose(list(pooled[key].values()), list(together[key].values()), rtol=2e-3)
-    assert pooled["temperature"] == pytest.approx(together["temperature"], rel=2e-3)
+    copies = {name: str(tmp_path / name) for name in ("target", "no9", "no11")}
+    for copy in copies.values():
+        shutil.copytree(tiny_trained_dir, copy)
+    assert calibrate.main(["--load_dir", copies["target"], "--data_dir", data_dir,
+                           "--objective", "nll", "--folds", f"{copies['no9']}:9",
+                           f"{copies['no11']}:11"]) == 0
+    record = recalibration.read_record(copies["target"])
+    assert record["calibration_subjects"] == [9, 11]
+    assert [fold["subjects"] for fold in record["folds"]] == [[9], [11]]
+    assert [fold["load_dir"] for fold in record["folds"]] == [copies["no9"], copies["no11"]]
+    assert sum(fold["frames"] for fold in record["folds"]) == record["frames"]
+
+    config = recalibration_run.load_checkpoint(Config(data_dir=data_dir,
+                                                      load_dir=tiny_trained_dir))[0]
+    *kernels, targets, _ = recalibration_run.held_out_kernels(
+        config, recalibration_run.Fold(tiny_trained_dir, (9, 11)), calibrate.FRAME_STRIDE,
+        str(tmp_path / "cache"))
+    assert len(targets) == record["frames"]
+    together = recalibration_fit.fit_nll(*kernels, targets)
+    assert_allclose(list(record["joint_factors"].values()), together.joint_factors, rtol=1e-5)
+    assert_allclose(list(record["joint_shrink"].values()), together.joint_shrink, rtol=1e-5)
+    assert record["temperature"] == pytest.approx(together.temperature, rel=1e-5)
 
 
 def test_folds_must_predict_the_joints_of_the_recalibrated_checkpoint(monkeypatch, tmp_path):
