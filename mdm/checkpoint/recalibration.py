@@ -2,11 +2,12 @@
 fitted by `python -m mdm.calibrate` on subjects the checkpoint did not train on.
 
 `recalibration.json` records the checkpoint step it was fitted for, the subjects and
-frames, the objective and, per predicted joint (by name), a width factor on the std of
-the joint's 3 coordinates in every kernel (`joint_factors`) and a shrink of the kernel
-means toward the most probable one (`joint_shrink`), and one `temperature` on the mixing
-weights (mdm/model/mixture.py, `Adjustment`). A file without `joint_shrink` or
-`temperature` (width factors only) keeps those at 1. A loader applies it only to that
+frames (with a k-fold over subjects, each fold's checkpoint), the objective and, per
+predicted joint (by name), a width factor on the std of the joint's 3 coordinates in
+every kernel (`joint_factors`) and a shrink of the kernel means toward the most probable
+one (`joint_shrink`), and one `temperature` on the mixing weights (mdm/model/mixture.py,
+`Adjustment`). A file without `joint_shrink` or `temperature` (width factors only) keeps
+those at 1. A loader applies it only to that
 step (`load_for`).
 """
 
