@@ -7,8 +7,7 @@ predicted joint (by name), a width factor on the std of the joint's 3 coordinate
 every kernel (`joint_factors`) and a shrink of the kernel means toward the most probable
 one (`joint_shrink`), and one `temperature` on the mixing weights (mdm/model/mixture.py,
 `Adjustment`). A file without `joint_shrink` or `temperature` (width factors only) keeps
-those at 1. A loader applies it only to that
-step (`load_for`).
+those at 1. A loader applies it only to that step (`load_for`).
 """
 
 import dataclasses
