@@ -12,8 +12,8 @@
 #
 # DATA_DIR: Human3.6M in the 3d-pose-baseline layout, or "" for the synthetic set.
 # OUT_DIR must not exist yet (nothing is written over); OUT_DIR/gpu_check.json holds it all.
-# MDM_CHECK_STEPS (300), MDM_CHECK_ACTION (Walking), MDM_CHECK_WIDTH (1024) make it smaller
-# for a smoke test.
+# MDM_CHECK_STEPS (300), MDM_CHECK_ACTION (Walking), MDM_CHECK_WIDTH (1024) and
+# MDM_CHECK_FRAMES (40 frames per synthetic sequence) make it smaller for a smoke test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data_dir="${1-}"
@@ -22,6 +22,7 @@ use_cpu="${MDM_USE_CPU:-False}"
 steps="${MDM_CHECK_STEPS:-300}"
 action="${MDM_CHECK_ACTION:-Walking}"
 width="${MDM_CHECK_WIDTH:-1024}"
+frames="${MDM_CHECK_FRAMES:-40}"
 if [ -e "$out" ]; then
   echo "error: $out exists; give a new output directory (nothing is written over)" >&2
   exit 1
@@ -36,7 +37,7 @@ if [ -n "$data_dir" ]; then
   data_args=(--data_dir "$data_dir" --train_subjects 1,5,6,7 --test_subjects 8)
   bench_data=(--data_dir "$data_dir")
 else
-  python -m mdm.synthetic --out "$out/synthetic" --frames_per_sequence 40 > "$out/synthetic.log" 2>&1
+  python -m mdm.synthetic --out "$out/synthetic" --frames_per_sequence "$frames" > "$out/synthetic.log" 2>&1
   data_args=(--data_dir "$out/synthetic")
   bench_data=(--work_dir "$out/bench_work")
   mkdir -p "$out/bench_work" && ln -s "$(cd "$out/synthetic" && pwd)" "$out/bench_work/synthetic"
