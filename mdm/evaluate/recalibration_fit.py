@@ -3,8 +3,8 @@
 In millimetres kernel k is a diagonal Gaussian with mean m_k and per-coordinate std
 sigma_k (mdm/evaluate/uncertainty.py). The recalibration (mdm/model/mixture.py;
 README, Recalibrated uncertainty) has, per joint j, a width factor b_j on sigma and a
-shrink a_j of the kernel means toward the most probable kernel's mean c, and one temperature t on the
-mixing weights:
+shrink a_j of the kernel means toward the most probable kernel's mean c, and one
+temperature t on the mixing weights:
 
     p(y) = sum_k w_k^t / Z  N(y; c + a (m_k - c), diag(b sigma_k)^2).
 

@@ -83,14 +83,16 @@ def _cache_path(cache_dir, config, subjects, stride):
                                    f"_every{stride}.npz")
 
 
-def held_out_kernels(config, fold, stride, cache_dir):
+def held_out_kernels(config, fold, stride, cache_dir, loaded=None):
     """(means, sigmas) (N, K, J, 3) mm, weights (N, K), targets (N, J, 3) mm, and the step:
     the checkpoint of fold.load_dir (config.load if it is config.load_dir, else its
-    latest) predicting every `stride`-th frame of fold.subjects, which it did not train on."""
-    same = os.path.abspath(fold.load_dir) == os.path.abspath(config.load_dir)
-    fold_config = dataclasses.replace(config, load_dir=fold.load_dir,
-                                      load=config.load if same else 0)
-    fold_config, model, stats = load_checkpoint(fold_config)
+    latest) predicting every `stride`-th frame of fold.subjects, which it did not train on.
+    `loaded`: config.load_dir's (config, model, stats) if already loaded."""
+    if os.path.abspath(fold.load_dir) == os.path.abspath(config.load_dir):
+        fold_config, model, stats = loaded or load_checkpoint(config)
+    else:
+        fold_config, model, stats = load_checkpoint(dataclasses.replace(
+            config, load_dir=fold.load_dir, load=0))
     if fold_config.predict_14 != config.predict_14:
         raise UserError(f"{fold.load_dir} predicts {'14' if fold_config.predict_14 else '16'}"
                         f" joints, {config.load_dir} does not: the folds must predict the "
@@ -111,11 +113,11 @@ def _frames_of(config, subjects):
     return pose_set
 
 
-def pooled_kernels(config, folds, stride, cache_dir, say):
+def pooled_kernels(config, folds, stride, cache_dir, say, loaded=None):
     """`held_out_kernels` of every fold, concatenated, and a record of each fold."""
     pooled, records = [], []
     for fold in folds:
-        *kernels, step = held_out_kernels(config, fold, stride, cache_dir)
+        *kernels, step = held_out_kernels(config, fold, stride, cache_dir, loaded)
         say(f"held out: {len(kernels[-1])} frames of subjects {list(fold.subjects)} "
             f"predicted by {fold.load_dir} checkpoint-{step}")
         pooled.append(kernels)
@@ -153,7 +155,7 @@ def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_
         raise UserError("--granularity group needs the 16 predicted joints (not --predict_14)")
     cache_dir = os.path.join(report_dir, "cache")
     (*kernels, targets), fold_records = pooled_kernels(config, folds, fit_stride, cache_dir,
-                                                       say)
+                                                       say, (config, model, stats))
     calibration_frames = len(range(len(targets))[calibration_rows(len(targets))])
     say(f"fitting on {len(targets)} frames (the calibration objective on "
         f"{calibration_frames})")
