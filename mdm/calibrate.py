@@ -12,7 +12,8 @@ subjects, not frames of trained sequences (at 50 Hz a held-out frame is nearly a
 trained one, so a frame hold-out would look better calibrated than new people are).
 With --folds (a k-fold over subjects), each DIR:SUBJECTS names a checkpoint directory
 trained without SUBJECTS; their predictions on them are pooled and the fit is written
-for --load_dir's checkpoint, trained on all of them.
+for --load_dir's checkpoint, trained on all of them; --leave_one_out True also fits on all folds but one and measures
+on that one, for each fold: what a fit on other people gives a new person.
 Both objectives are fitted (mdm/evaluate/recalibration_fit.py); the one named by
 --objective is written to <load_dir>/recalibration.json (mdm/checkpoint/recalibration.py),
 which Lifter, `python -m mdm.infer`, the SavedModel export and `--test --uncertainty` then
@@ -55,6 +56,11 @@ def build_parser():
                              "checkpoint directories, each with the subjects it did NOT "
                              "train on (e.g. exp/no7:7 exp/no6:6); their latest checkpoints "
                              "predict those subjects, pooled")
+    parser.add_argument("--leave_one_out", type=_boolean, default=False,
+                        metavar="{True,False}",
+                        help="with two or more --folds: also fit on all folds but one and "
+                             "measure on that one, for each (how the fit holds for a new "
+                             "person; into the report)")
     parser.add_argument("--test_subjects", default="",
                         help="subjects to measure before/after on, e.g. 8 (optional)")
     parser.add_argument("--objective", choices=OBJECTIVES, default="calibration",
@@ -109,6 +115,8 @@ def run(args, argv=None):
     test = _subjects(args.test_subjects, "test_subjects")
     if min(args.fit_stride, args.test_stride) < 1:
         raise UserError("--fit_stride and --test_stride must be at least 1")
+    if args.leave_one_out and len(folds) < 2:
+        raise UserError("--leave_one_out needs --folds with two or more folds")
     calibration = sorted({subject for _, subjects in folds for subject in subjects})
     if set(calibration) & set(test):
         raise UserError(f"subjects {sorted(set(calibration) & set(test))} are both "
@@ -124,7 +132,7 @@ def run(args, argv=None):
     report = recalibration_run.fit_and_measure(
         _data_config(args, test, report_dir),
         [recalibration_run.Fold(*fold) for fold in folds], args.granularity,
-        args.fit_stride, args.test_stride, report_dir, _say)
+        args.fit_stride, args.test_stride, report_dir, _say, args.leave_one_out)
     record = dict(report["fitted"][args.objective], command=shlex.join(
         ["python", "-m", "mdm.calibrate", *(sys.argv[1:] if argv is None else argv)]))
     path = recalibration.write_record(args.load_dir, record, replace=args.replace)

@@ -188,6 +188,8 @@ def test_saved_model_gives_the_recalibrated_spread_and_radius(lifters, tmp_path)
     (["--folds", "a:9", "./a:9,1"], "same directory twice"),
     (["--folds", "a:9", "b:8", "--test_subjects", "8"], "both calibration and test"),
     (["--calibration_subjects", "9"], "recalibration.json exists .*--replace True"),
+    (["--calibration_subjects", "9", "--leave_one_out", "True"], "two or more folds"),
+    (["--folds", "a:9", "--leave_one_out", "True"], "two or more folds"),
 ])
 def test_calibrate_refuses_bad_flags_before_any_work(capsys, checkpoint_dir, args, message):
     assert calibrate.main(["--load_dir", checkpoint_dir, "--data_dir", "nowhere", *args]) == 1
@@ -228,23 +230,44 @@ def test_calibrate_end_to_end_on_synthetic_data(capsys, monkeypatch, synthetic_h
     assert "exists" in capsys.readouterr().err
 
 
+def numpy_nll(means_mm, sigmas_mm, weights, targets_mm, record):
+    """Mean NLL (nats per pose, mm) of the recalibrated mixture `record`, from its formula."""
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    width = np.array(list(record["joint_factors"].values()))[:, None]
+    shrink = np.array(list(record["joint_shrink"].values()))[:, None]
+    centre = means_mm[np.arange(len(means_mm)), np.argmax(weights, axis=1)][:, None]
+    log_weights = record["temperature"] * np.log(np.clip(weights, 1e-8, 1.0))
+    log_weights -= logsumexp(log_weights, axis=1, keepdims=True)
+    log_kernels = norm.logpdf(targets_mm[:, None], centre + shrink * (means_mm - centre),
+                              width * sigmas_mm).sum(axis=(2, 3))
+    return -logsumexp(log_weights + log_kernels, axis=1).mean()
+
+
 @pytest.mark.slow
 def test_calibrate_pools_the_folds_of_a_k_fold(capsys, monkeypatch, synthetic_h36m,
                                                tiny_trained_dir, tmp_path):
     """Two fold directories (copies of one model), each predicting its own held-out
     subject: the written NLL fit is the fit to that model's predictions on both subjects
-    at once, and the record names every fold."""
+    at once, and the record names every fold. Leaving one fold out fits on the other and
+    measures this one: against the fit on the other subject alone and the NLL from the
+    formula."""
     from mdm.core.config import Config
     from mdm.evaluate import recalibration_fit, recalibration_run
 
-    monkeypatch.setattr(recalibration_run, "CALIBRATION_FIT_FRAMES", 128)  # time only
+    monkeypatch.setattr(recalibration_run, "CALIBRATION_FIT_FRAMES", 128)  # time only:
+    monkeypatch.setattr(recalibration_fit, "TEMPERATURES", (1.0,))  # three fits of the
+    monkeypatch.setattr(recalibration_fit, "COARSE_WIDTHS", np.array([0.5, 1.0, 2.0]))  # grid
+    monkeypatch.setattr(recalibration_fit, "COARSE_SHRINKS", np.array([0.5, 1.0]))
+    monkeypatch.setattr(recalibration_run, "LEAVE_ONE_OUT_FRAMES", 50)  # every k-th frame
     data_dir = synthetic_h36m(8, 2)
     copies = {name: str(tmp_path / name) for name in ("target", "no9", "no11")}
     for copy in copies.values():
         shutil.copytree(tiny_trained_dir, copy)
     assert calibrate.main(["--load_dir", copies["target"], "--data_dir", data_dir,
-                           "--objective", "nll", "--folds", f"{copies['no9']}:9",
-                           f"{copies['no11']}:11"]) == 0
+                           "--objective", "nll", "--leave_one_out", "True", "--folds",
+                           f"{copies['no9']}:9", f"{copies['no11']}:11"]) == 0
     record = recalibration.read_record(copies["target"])
     assert record["calibration_subjects"] == [9, 11]
     assert [fold["subjects"] for fold in record["folds"]] == [[9], [11]]
@@ -253,14 +276,37 @@ def test_calibrate_pools_the_folds_of_a_k_fold(capsys, monkeypatch, synthetic_h3
 
     config = recalibration_run.load_checkpoint(Config(data_dir=data_dir,
                                                       load_dir=tiny_trained_dir))[0]
-    *kernels, targets, _ = recalibration_run.held_out_kernels(
-        config, recalibration_run.Fold(tiny_trained_dir, (9, 11)), calibrate.FRAME_STRIDE,
-        str(tmp_path / "cache"))
+    predicted = {subjects: recalibration_run.held_out_kernels(
+        config, recalibration_run.Fold(tiny_trained_dir, subjects), calibrate.FRAME_STRIDE,
+        str(tmp_path / "cache"))[:4] for subjects in ((9, 11), (9,), (11,))}
+    *kernels, targets = predicted[9, 11]
     assert len(targets) == record["frames"]
     together = recalibration_fit.fit_nll(*kernels, targets)
     assert_allclose(list(record["joint_factors"].values()), together.joint_factors, rtol=1e-5)
     assert_allclose(list(record["joint_shrink"].values()), together.joint_shrink, rtol=1e-5)
     assert record["temperature"] == pytest.approx(together.temperature, rel=1e-5)
+
+    with open(os.path.join(copies["target"],
+                           f"recalibration_report_{record['checkpoint']}_joint.json")) as handle:
+        left_out = json.load(handle)["leave_one_out"]
+    assert [entry["subjects"] for entry in left_out] == [[9], [11]]
+    for entry, held, other in zip(left_out, ((9,), (11,)), ((11,), (9,))):
+        alone = recalibration_fit.fit_nll(*predicted[other])
+        fitted = entry["fitted"]["nll"]
+        assert_allclose(list(fitted["joint_factors"].values()), alone.joint_factors, rtol=1e-5)
+        assert fitted["temperature"] == pytest.approx(alone.temperature, rel=1e-5)
+        every = -(-len(predicted[held][3]) // 50)
+        assert every > 1  # the cap is exercised
+        rows = [array[::every] for array in predicted[held]]
+        assert entry["frames"] == len(rows[3])
+        identity = dict(fitted, joint_factors={name: 1.0 for name in fitted["joint_factors"]},
+                        joint_shrink={name: 1.0 for name in fitted["joint_shrink"]},
+                        temperature=1.0)
+        for variant, used in (("nll", fitted), ("calibration", entry["fitted"]["calibration"]),
+                              ("raw", identity)):
+            assert entry[variant]["nll_nats_per_pose"] == pytest.approx(
+                numpy_nll(*rows, used), rel=1e-5), variant
+            assert 0.0 <= entry[variant]["radius"]["observed"]["0.9"]["overall"] <= 1.0
 
 
 def test_folds_must_predict_the_joints_of_the_recalibrated_checkpoint(monkeypatch, tmp_path):

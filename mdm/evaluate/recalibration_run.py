@@ -31,6 +31,8 @@ VARIANTS = ("raw",) + recalibration_fit.OBJECTIVES
 # most this many frames, evenly spread over the held-out ones (the error's sampling noise
 # is then about 0.003).
 CALIBRATION_FIT_FRAMES = 4096
+# Leaving one fold out measures it on at most this many of its frames, evenly spread.
+LEAVE_ONE_OUT_FRAMES = 8192
 
 
 class Fold(NamedTuple):
@@ -83,10 +85,10 @@ def _cache_path(cache_dir, config, subjects, stride):
                                    f"_every{stride}.npz")
 
 
-def held_out_kernels(config, fold, stride, cache_dir, loaded=None):
-    """(means, sigmas) (N, K, J, 3) mm, weights (N, K), targets (N, J, 3) mm, and the step:
-    the checkpoint of fold.load_dir (config.load if it is config.load_dir, else its
-    latest) predicting every `stride`-th frame of fold.subjects, which it did not train on.
+def held_out_prediction(config, fold, stride, cache_dir, loaded=None):
+    """The checkpoint of fold.load_dir (config.load if it is config.load_dir, else its
+    latest) predicting every `stride`-th frame of fold.subjects, which it did not train
+    on: (normalised mixture parameters, targets (N, J, 3) mm, its statistics, its config).
     `loaded`: config.load_dir's (config, model, stats) if already loaded."""
     if os.path.abspath(fold.load_dir) == os.path.abspath(config.load_dir):
         fold_config, model, stats = loaded or load_checkpoint(config)
@@ -100,6 +102,14 @@ def held_out_kernels(config, fold, stride, cache_dir, loaded=None):
     params, targets = predict(prediction.make_predictor(model, jit_compile=False), stats,
                               _frames_of(fold_config, fold.subjects), fold_config, stride,
                               _cache_path(cache_dir, fold_config, fold.subjects, stride))
+    return params, targets, stats, fold_config
+
+
+def held_out_kernels(config, fold, stride, cache_dir, loaded=None):
+    """(means, sigmas) (N, K, J, 3) mm, weights (N, K), targets (N, J, 3) mm, and the step
+    of `held_out_prediction`."""
+    params, targets, stats, fold_config = held_out_prediction(config, fold, stride,
+                                                              cache_dir, loaded)
     return distribution_report.predicted_mm(stats, params, config.predict_14) \
         + (targets, fold_config.load)
 
@@ -139,14 +149,55 @@ def fit(means_mm, sigmas_mm, weights, targets, groups):
 def calibration_rows(count):
     """The rows the calibration objective is fitted on: every k-th, at most
     CALIBRATION_FIT_FRAMES."""
-    return slice(None, None, max(1, -(-count // CALIBRATION_FIT_FRAMES)))
+    return evenly_spread(count, CALIBRATION_FIT_FRAMES)
 
 
-def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_dir, say):
+def evenly_spread(count, most):
+    """Every k-th of `count` rows, at most `most` of them (a slice)."""
+    return slice(None, None, max(1, -(-count // most)))
+
+
+def leave_one_out(config, folds, stride, cache_dir, groups, say, loaded=None):
+    """How a fit on other people holds for a new one: for each fold, both objectives
+    fitted on the other folds' pooled predictions, and the raw and both fits measured on
+    this fold's (at most LEAVE_ONE_OUT_FRAMES frames). A list of {subjects, load_dir,
+    frames, fitted: {objective: record}, raw / objective: distribution_report figures}."""
+    predicted = [held_out_prediction(config, fold, stride, cache_dir, loaded)
+                 for fold in folds]
+    kernels = [distribution_report.predicted_mm(stats, params, config.predict_14)
+               + (targets,) for params, targets, stats, _ in predicted]
+    scale = predicted[0][1].shape[1] / len(skeleton.eval_joints(config.predict_14))
+    results = []
+    for held, (fold, (params, targets, stats, _)) in enumerate(zip(folds, predicted)):
+        others = [np.concatenate(arrays)
+                  for arrays in zip(*(k for i, k in enumerate(kernels) if i != held))]
+        fitted = fit(*others, groups)
+        rows = evenly_spread(len(targets), LEAVE_ONE_OUT_FRAMES)
+        entry = {"subjects": list(fold.subjects), "load_dir": os.path.abspath(fold.load_dir),
+                 "frames": len(targets[rows]), "fitted": {
+                     objective: recalibration.make_record(
+                         config.load, recal.joint_factors, config.predict_14,
+                         recal.joint_shrink, recal.temperature)
+                     for objective, recal in fitted.items()}}
+        for variant in VARIANTS:
+            entry[variant] = distribution_report.measure_all(
+                tuple(p[rows] for p in params), stats, targets[rows], config.predict_14,
+                scale, fitted[variant].adjustment if variant in fitted else None)[0]
+            say(f"left out subjects {list(fold.subjects)}, {variant} fitted on the other "
+                f"folds ({entry['frames']} frames):\n"
+                f"{distribution_report.format_figures(entry[variant])}\n"
+                f"{distribution_report.format_radius(entry[variant]['radius'])}")
+        results.append(entry)
+    return results
+
+
+def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_dir, say,
+                    leave_out=False):
     """Fit on the held-out subjects of `folds` (Fold: a checkpoint directory and subjects
     it did not train on; every `fit_stride`-th frame, pooled), for checkpoint config.load
     of config.load_dir; measure that checkpoint on config.test_subjects (if any, every
-    `test_stride`-th frame). Writes the report and reliability diagrams to `report_dir`,
+    `test_stride`-th frame) and, with `leave_out`, each fold fitted on the others
+    (`leave_one_out`). Writes the report and reliability diagrams to `report_dir`,
     returns the report."""
     config, model, stats = load_checkpoint(config)
     groups = distribution_report.joint_groups(config.predict_14) if granularity == "group" \
@@ -183,6 +234,9 @@ def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_
         report["test"] = measure_variants(test_params, test_targets, stats, config, fitted,
                                           report_dir, say)
         report["test_frame_stride"] = test_stride
+    if leave_out:
+        report["leave_one_out"] = leave_one_out(config, folds, fit_stride, cache_dir, groups,
+                                                say, (config, model, stats))
     os.makedirs(report_dir, exist_ok=True)
     path = os.path.join(report_dir, f"recalibration_report_{config.load}_{granularity}.json")
     with atomic_write(path) as handle:
