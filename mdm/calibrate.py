@@ -12,8 +12,9 @@ subjects, not frames of trained sequences (at 50 Hz a held-out frame is nearly a
 trained one, so a frame hold-out would look better calibrated than new people are).
 With --folds (a k-fold over subjects), each DIR:SUBJECTS names a checkpoint directory
 trained without SUBJECTS; their predictions on them are pooled and the fit is written
-for --load_dir's checkpoint, trained on all of them; --leave_one_out True also fits on all folds but one and measures
-on that one, for each fold: what a fit on other people gives a new person.
+for --load_dir's checkpoint, trained on all of them; --leave_one_out True also fits on
+all folds but one and measures on that one, for each fold: what a fit on other people
+gives a new person.
 Both objectives are fitted (mdm/evaluate/recalibration_fit.py); the one named by
 --objective is written to <load_dir>/recalibration.json (mdm/checkpoint/recalibration.py),
 which Lifter, `python -m mdm.infer`, the SavedModel export and `--test --uncertainty` then

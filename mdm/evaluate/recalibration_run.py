@@ -123,17 +123,27 @@ def _frames_of(config, subjects):
     return pose_set
 
 
-def pooled_kernels(config, folds, stride, cache_dir, say, loaded=None):
-    """`held_out_kernels` of every fold, concatenated, and a record of each fold."""
-    pooled, records = [], []
+def held_out_folds(config, folds, stride, cache_dir, say, loaded=None):
+    """`held_out_prediction` of every fold, its kernels in mm with the targets
+    ((means, sigmas, weights, targets) per fold), and a record of each fold."""
+    predicted, kernels, records = [], [], []
     for fold in folds:
-        *kernels, step = held_out_kernels(config, fold, stride, cache_dir, loaded)
-        say(f"held out: {len(kernels[-1])} frames of subjects {list(fold.subjects)} "
-            f"predicted by {fold.load_dir} checkpoint-{step}")
-        pooled.append(kernels)
-        records.append({"load_dir": os.path.abspath(fold.load_dir), "checkpoint": step,
-                        "subjects": list(fold.subjects), "frames": len(kernels[-1])})
-    return [np.concatenate(arrays) for arrays in zip(*pooled)], records
+        params, targets, stats, fold_config = held_out_prediction(config, fold, stride,
+                                                                  cache_dir, loaded)
+        say(f"held out: {len(targets)} frames of subjects {list(fold.subjects)} "
+            f"predicted by {fold.load_dir} checkpoint-{fold_config.load}")
+        predicted.append((params, targets, stats))
+        kernels.append(distribution_report.predicted_mm(stats, params, config.predict_14)
+                       + (targets,))
+        records.append({"load_dir": os.path.abspath(fold.load_dir),
+                        "checkpoint": fold_config.load, "subjects": list(fold.subjects),
+                        "frames": len(targets)})
+    return predicted, kernels, records
+
+
+def _pooled(kernels):
+    """Per-fold (means, sigmas, weights, targets) concatenated over the folds."""
+    return [np.concatenate(arrays) for arrays in zip(*kernels)]
 
 
 def fit(means_mm, sigmas_mm, weights, targets, groups):
@@ -157,21 +167,15 @@ def evenly_spread(count, most):
     return slice(None, None, max(1, -(-count // most)))
 
 
-def leave_one_out(config, folds, stride, cache_dir, groups, say, loaded=None):
+def leave_one_out(config, folds, predicted, kernels, groups, say):
     """How a fit on other people holds for a new one: for each fold, both objectives
-    fitted on the other folds' pooled predictions, and the raw and both fits measured on
-    this fold's (at most LEAVE_ONE_OUT_FRAMES frames). A list of {subjects, load_dir,
-    frames, fitted: {objective: record}, raw / objective: distribution_report figures}."""
-    predicted = [held_out_prediction(config, fold, stride, cache_dir, loaded)
-                 for fold in folds]
-    kernels = [distribution_report.predicted_mm(stats, params, config.predict_14)
-               + (targets,) for params, targets, stats, _ in predicted]
-    scale = predicted[0][1].shape[1] / len(skeleton.eval_joints(config.predict_14))
+    fitted on the other folds' pooled kernels, and the raw and both fits measured on this
+    fold's predictions (at most LEAVE_ONE_OUT_FRAMES frames); `predicted` and `kernels`
+    as `held_out_folds` gives them. A list of {subjects, load_dir, frames, fitted:
+    {objective: record}, raw / objective: distribution_report figures}."""
     results = []
-    for held, (fold, (params, targets, stats, _)) in enumerate(zip(folds, predicted)):
-        others = [np.concatenate(arrays)
-                  for arrays in zip(*(k for i, k in enumerate(kernels) if i != held))]
-        fitted = fit(*others, groups)
+    for held, (fold, (params, targets, stats)) in enumerate(zip(folds, predicted)):
+        fitted = fit(*_pooled(k for i, k in enumerate(kernels) if i != held), groups)
         rows = evenly_spread(len(targets), LEAVE_ONE_OUT_FRAMES)
         entry = {"subjects": list(fold.subjects), "load_dir": os.path.abspath(fold.load_dir),
                  "frames": len(targets[rows]), "fitted": {
@@ -182,13 +186,20 @@ def leave_one_out(config, folds, stride, cache_dir, groups, say, loaded=None):
         for variant in VARIANTS:
             entry[variant] = distribution_report.measure_all(
                 tuple(p[rows] for p in params), stats, targets[rows], config.predict_14,
-                scale, fitted[variant].adjustment if variant in fitted else None)[0]
+                _mpjpe_scale(targets, config),
+                fitted[variant].adjustment if variant in fitted else None)[0]
             say(f"left out subjects {list(fold.subjects)}, {variant} fitted on the other "
                 f"folds ({entry['frames']} frames):\n"
                 f"{distribution_report.format_figures(entry[variant])}\n"
                 f"{distribution_report.format_radius(entry[variant]['radius'])}")
         results.append(entry)
     return results
+
+
+def _mpjpe_scale(targets, config):
+    """A mean over the predicted joints -> the evaluation's MPJPE (whose joint set may
+    include the root, whose error is 0)."""
+    return targets.shape[1] / len(skeleton.eval_joints(config.predict_14))
 
 
 def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_dir, say,
@@ -205,8 +216,9 @@ def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_
     if granularity == "group" and groups is None:
         raise UserError("--granularity group needs the 16 predicted joints (not --predict_14)")
     cache_dir = os.path.join(report_dir, "cache")
-    (*kernels, targets), fold_records = pooled_kernels(config, folds, fit_stride, cache_dir,
-                                                       say, (config, model, stats))
+    predicted, fold_kernels, fold_records = held_out_folds(
+        config, folds, fit_stride, cache_dir, say, (config, model, stats))
+    *kernels, targets = _pooled(fold_kernels)
     calibration_frames = len(range(len(targets))[calibration_rows(len(targets))])
     say(f"fitting on {len(targets)} frames (the calibration objective on "
         f"{calibration_frames})")
@@ -235,8 +247,8 @@ def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_
                                           report_dir, say)
         report["test_frame_stride"] = test_stride
     if leave_out:
-        report["leave_one_out"] = leave_one_out(config, folds, fit_stride, cache_dir, groups,
-                                                say, (config, model, stats))
+        report["leave_one_out"] = leave_one_out(config, folds, predicted, fold_kernels,
+                                                groups, say)
     os.makedirs(report_dir, exist_ok=True)
     path = os.path.join(report_dir, f"recalibration_report_{config.load}_{granularity}.json")
     with atomic_write(path) as handle:
@@ -248,7 +260,7 @@ def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_
 def measure_variants(params, targets, stats, config, fitted, report_dir, say):
     """{"raw" | objective: distribution_report figures} on the test subjects, and a
     reliability diagram for each."""
-    scale = targets.shape[1] / len(skeleton.eval_joints(config.predict_14))
+    scale = _mpjpe_scale(targets, config)
     results = {}
     for variant in VARIANTS:
         figures, levels, observed = distribution_report.measure_all(
