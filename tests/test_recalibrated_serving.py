@@ -15,10 +15,10 @@ from numpy.testing import assert_allclose
 from mdm import calibrate, infer
 from mdm.checkpoint import recalibration
 from mdm.core.errors import UserError
-from mdm.model import mixture, radius
 from mdm.serve import export
 from mdm.serve.lifter import Lifter
 from lifter_helpers import save_random_lifter
+from numpy_radius import numpy_radius as numpy_radius_of
 
 STEP = 3
 FACTORS = np.linspace(0.5, 2.0, 16)
@@ -48,28 +48,12 @@ def _pixels(lifter, count=5, seed=0):
 
 
 def numpy_radius(lifter, pixels, coverage, seed, recalibrated, kernel=None):
-    """The radius from the network's mixture, recalibrated by hand (numpy: means pulled
-    toward the most probable one by SHRINK, stds times FACTORS, weights ** TEMPERATURE):
-    draws with the shared noise, then numpy's un-normalisation, distances and quantile."""
+    """The radius of the network's mixture for `pixels`, recalibrated by hand with
+    FACTORS, SHRINK and TEMPERATURE when `recalibrated` (tests/numpy_radius.py)."""
     z = ((pixels - lifter.stats.mean_2d) / lifter.stats.std_2d).reshape(len(pixels), 32)
-    means, scales, weights = (t.numpy().astype(np.float64)
-                              for t in lifter.model(z.astype(np.float32), training=False))
-    kernel = np.argmax(weights, axis=1) if kernel is None else kernel
-    chosen = means[np.arange(len(means)), kernel]
-    stds = np.broadcast_to(scales[..., None], means.shape)
-    if recalibrated:
-        centre = means[np.arange(len(means)), np.argmax(weights, axis=1)][:, None]
-        means = centre + np.repeat(SHRINK, 3) * (means - centre)
-        stds = stds * np.repeat(FACTORS, 3)
-        weights = weights ** TEMPERATURE / np.sum(weights ** TEMPERATURE, 1, keepdims=True)
-    uniform, normal = (t.numpy() for t in mixture.shared_noise(radius.RADIUS_SAMPLES, 48, seed))
-    cumulative = np.cumsum(weights, axis=1) / weights.sum(1, keepdims=True)
-    picked = np.minimum((uniform[None, :, None] >= cumulative[:, None]).sum(-1), 2)
-    rows = np.arange(len(means))[:, None]
-    draws = means[rows, picked] + stds[rows, picked] * normal[None]
-    std = lifter.stats.std_3d[1:]
-    offsets = (draws - chosen[:, None]).reshape(len(means), -1, 16, 3) * std
-    return np.quantile(np.linalg.norm(offsets, axis=-1), coverage, axis=1)
+    outputs = [t.numpy() for t in lifter.model(z.astype(np.float32), training=False)]
+    return numpy_radius_of(outputs, lifter.stats.std_3d[1:].reshape(16, 3), coverage, seed,
+                           (FACTORS, SHRINK, TEMPERATURE) if recalibrated else None, kernel)
 
 
 def test_recalibrated_spread_and_radius_equal_numpy(lifters):

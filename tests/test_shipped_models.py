@@ -1,6 +1,8 @@
 """The trained models shipped in models/: each loads from the repository alone (no data),
 lifts the example pose to what an independent numpy forward pass of its stored float16
-weights gives, and through `python -m mdm.infer` to the same numbers as the API."""
+weights gives (hypotheses, weights and the per-joint radius, recalibrated by the model's
+recalibration.json where it ships one), and through `python -m mdm.infer` to the same
+numbers as the API."""
 
 import json
 import os
@@ -9,9 +11,11 @@ import numpy as np
 import pytest
 
 import numpy_network
+from numpy_radius import numpy_radius
 from cli_helpers import REPO
 from mdm import infer
 from mdm.checkpoint import store as checkpoint_store
+from mdm.core import skeleton
 from mdm.serve import keypoint_files
 from mdm.serve.lifter import Lifter
 
@@ -20,6 +24,7 @@ EXAMPLE = os.path.join(REPO, "examples", "pose_2d.json")
 SHIPPED = sorted(name for name in (os.listdir(MODELS) if os.path.isdir(MODELS) else [])
                  if os.path.isfile(os.path.join(MODELS, name, "config.json")))
 MAX_MODEL_BYTES = 20 * 2 ** 20
+RECALIBRATION = "recalibration.json"
 
 
 def test_a_model_ships():
@@ -42,15 +47,35 @@ def test_model_directory_is_small_and_documented(shipped):
     assert f"checkpoint-{lifter.config.load}" in card and "predict_3dpose_mdm.py" in card
 
 
-def test_example_pose_matches_numpy_on_the_stored_weights(shipped):
-    directory, lifter = shipped
+def _numpy_outputs(directory, lifter):
+    """(the example's Hypotheses from the API, the numpy forward pass of the stored
+    weights (means, scales, weights), the stored statistics)."""
     weights, stats = numpy_network.read_package(
         os.path.join(directory, f"checkpoint-{lifter.config.load}.npz"))
     keypoints, order = keypoint_files.read_keypoints(EXAMPLE)
     pixels = keypoint_files.to_model_order(keypoints, order or keypoint_files.H36M)
     result = lifter.predict(keypoints, order or keypoint_files.H36M)
     inputs = ((pixels - stats["mean_2d"]) / stats["std_2d"])
-    means, _, mixing = numpy_network.forward(weights, inputs.reshape(1, 32), lifter.num_models)
+    outputs = numpy_network.forward(weights, inputs.reshape(1, 32), lifter.num_models)
+    return result, outputs, stats
+
+
+def _recalibration_of(directory):
+    """(widths, shrinks, temperature) read from the shipped JSON by joint name, or None."""
+    path = os.path.join(directory, RECALIBRATION)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        record = json.load(handle)
+    names = skeleton.H36M17_NAMES[1:]
+    return (np.array([record["joint_factors"][name] for name in names]),
+            np.array([record["joint_shrink"][name] for name in names]),
+            record["temperature"])
+
+
+def test_example_pose_matches_numpy_on_the_stored_weights(shipped):
+    directory, lifter = shipped
+    result, (means, _, mixing), stats = _numpy_outputs(directory, lifter)
     order_k = np.argsort(-mixing, axis=1)
     np.testing.assert_allclose(result.weights, np.take_along_axis(mixing, order_k, 1),
                                rtol=1e-4, atol=1e-6)
@@ -61,6 +86,30 @@ def test_example_pose_matches_numpy_on_the_stored_weights(shipped):
     # A human body: every hypothesis spans a plausible height (head above the feet).
     extent = np.ptp(result.poses[0], axis=1).max(axis=-1)
     assert np.all((extent > 800) & (extent < 2500)), extent
+
+
+def test_radius_matches_numpy_with_the_shipped_recalibration(shipped):
+    """The radius of the example pose: numpy draws from the stored weights' mixture,
+    recalibrated by the shipped file (fitted for the shipped step, and said so in
+    MODEL.md) or raw where the model ships none."""
+    directory, lifter = shipped
+    result, outputs, stats = _numpy_outputs(directory, lifter)
+    recalibrated = _recalibration_of(directory)
+    if recalibrated is None:
+        assert lifter.recalibration is None
+    else:
+        with open(os.path.join(directory, RECALIBRATION)) as handle:
+            assert json.load(handle)["checkpoint"] == lifter.config.load
+        with open(os.path.join(directory, "MODEL.md")) as handle:
+            assert RECALIBRATION in handle.read()
+        assert lifter.recalibration is not None
+    expected = numpy_radius(outputs, stats["std_3d"][1:], 0.9, 0, recalibrated)
+    np.testing.assert_allclose(result.radius_mm[:, 1:], expected, rtol=2e-3, atol=0.05)
+    keypoints, order = keypoint_files.read_keypoints(EXAMPLE)
+    raw = Lifter.load(directory, recalibrate=False).predict(
+        keypoints, order or keypoint_files.H36M).radius_mm
+    np.testing.assert_allclose(raw[:, 1:], numpy_radius(outputs, stats["std_3d"][1:], 0.9, 0),
+                               rtol=2e-3, atol=0.05)
 
 
 def test_infer_command_lifts_the_example_like_the_api(shipped, tmp_path, capsys):
