@@ -61,16 +61,17 @@ def _numpy_outputs(directory, lifter):
 
 
 def _recalibration_of(directory):
-    """(widths, shrinks, temperature) read from the shipped JSON by joint name, or None."""
+    """(the shipped JSON's checkpoint step, (widths, shrinks, temperature) read by joint
+    name), or None."""
     path = os.path.join(directory, RECALIBRATION)
     if not os.path.isfile(path):
         return None
     with open(path) as handle:
         record = json.load(handle)
     names = skeleton.H36M17_NAMES[1:]
-    return (np.array([record["joint_factors"][name] for name in names]),
-            np.array([record["joint_shrink"][name] for name in names]),
-            record["temperature"])
+    return record["checkpoint"], (np.array([record["joint_factors"][name] for name in names]),
+                                  np.array([record["joint_shrink"][name] for name in names]),
+                                  record["temperature"])
 
 
 def test_example_pose_matches_numpy_on_the_stored_weights(shipped):
@@ -94,21 +95,23 @@ def test_radius_matches_numpy_with_the_shipped_recalibration(shipped):
     MODEL.md) or raw where the model ships none."""
     directory, lifter = shipped
     result, outputs, stats = _numpy_outputs(directory, lifter)
-    recalibrated = _recalibration_of(directory)
-    if recalibrated is None:
+    shipped_fit = _recalibration_of(directory)
+    recalibrated = None
+    if shipped_fit is None:
         assert lifter.recalibration is None
     else:
-        with open(os.path.join(directory, RECALIBRATION)) as handle:
-            assert json.load(handle)["checkpoint"] == lifter.config.load
+        step, recalibrated = shipped_fit
+        assert step == lifter.config.load and lifter.recalibration is not None
         with open(os.path.join(directory, "MODEL.md")) as handle:
             assert RECALIBRATION in handle.read()
-        assert lifter.recalibration is not None
-    expected = numpy_radius(outputs, stats["std_3d"][1:], 0.9, 0, recalibrated)
-    np.testing.assert_allclose(result.radius_mm[:, 1:], expected, rtol=2e-3, atol=0.05)
+    std_3d = stats["std_3d"][1:]
+    np.testing.assert_allclose(result.radius_mm[:, 1:],
+                               numpy_radius(outputs, std_3d, 0.9, 0, recalibrated),
+                               rtol=2e-3, atol=0.05)
     keypoints, order = keypoint_files.read_keypoints(EXAMPLE)
     raw = Lifter.load(directory, recalibrate=False).predict(
         keypoints, order or keypoint_files.H36M).radius_mm
-    np.testing.assert_allclose(raw[:, 1:], numpy_radius(outputs, stats["std_3d"][1:], 0.9, 0),
+    np.testing.assert_allclose(raw[:, 1:], numpy_radius(outputs, std_3d, 0.9, 0),
                                rtol=2e-3, atol=0.05)
 
 
