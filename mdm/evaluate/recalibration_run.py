@@ -110,8 +110,12 @@ def held_out_kernels(config, fold, stride, cache_dir, loaded=None):
     of `held_out_prediction`."""
     params, targets, stats, fold_config = held_out_prediction(config, fold, stride,
                                                               cache_dir, loaded)
-    return distribution_report.predicted_mm(stats, params, config.predict_14) \
-        + (targets, fold_config.load)
+    return _kernels_mm(params, targets, stats, config) + (fold_config.load,)
+
+
+def _kernels_mm(params, targets, stats, config):
+    """(means, sigmas, weights, targets) in mm from a prediction's normalised parameters."""
+    return distribution_report.predicted_mm(stats, params, config.predict_14) + (targets,)
 
 
 def _frames_of(config, subjects):
@@ -133,8 +137,7 @@ def held_out_folds(config, folds, stride, cache_dir, say, loaded=None):
         say(f"held out: {len(targets)} frames of subjects {list(fold.subjects)} "
             f"predicted by {fold.load_dir} checkpoint-{fold_config.load}")
         predicted.append((params, targets, stats))
-        kernels.append(distribution_report.predicted_mm(stats, params, config.predict_14)
-                       + (targets,))
+        kernels.append(_kernels_mm(params, targets, stats, config))
         records.append({"load_dir": os.path.abspath(fold.load_dir),
                         "checkpoint": fold_config.load, "subjects": list(fold.subjects),
                         "frames": len(targets)})
@@ -177,6 +180,7 @@ def leave_one_out(config, folds, predicted, kernels, groups, say):
     for held, (fold, (params, targets, stats)) in enumerate(zip(folds, predicted)):
         fitted = fit(*_pooled(k for i, k in enumerate(kernels) if i != held), groups)
         rows = evenly_spread(len(targets), LEAVE_ONE_OUT_FRAMES)
+        scale = _mpjpe_scale(targets, config)
         entry = {"subjects": list(fold.subjects), "load_dir": os.path.abspath(fold.load_dir),
                  "frames": len(targets[rows]), "fitted": {
                      objective: recalibration.make_record(
@@ -186,8 +190,7 @@ def leave_one_out(config, folds, predicted, kernels, groups, say):
         for variant in VARIANTS:
             entry[variant] = distribution_report.measure_all(
                 tuple(p[rows] for p in params), stats, targets[rows], config.predict_14,
-                _mpjpe_scale(targets, config),
-                fitted[variant].adjustment if variant in fitted else None)[0]
+                scale, fitted[variant].adjustment if variant in fitted else None)[0]
             say(f"left out subjects {list(fold.subjects)}, {variant} fitted on the other "
                 f"folds ({entry['frames']} frames):\n"
                 f"{distribution_report.format_figures(entry[variant])}\n"
