@@ -139,6 +139,10 @@ def run(args, argv=None):
     path = recalibration.write_record(args.load_dir, record, replace=args.replace)
     _say(f"{path} written ({args.objective}, {args.granularity}); "
          f"{time.time() - started:.0f} s in all")
+    differing = [spread["load_dir"] for spread in report["kernel_spread"] if spread["mismatch"]]
+    if differing:
+        _say(f"WARNING: the kernels of {', '.join(differing)} spread differently from the "
+             "checkpoint's (kernel std by rank, above): the fit may not carry over to it")
     return report
 
 

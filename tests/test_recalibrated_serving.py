@@ -257,6 +257,14 @@ def test_calibrate_pools_the_folds_of_a_k_fold(capsys, monkeypatch, synthetic_h3
     assert [fold["subjects"] for fold in record["folds"]] == [[9], [11]]
     assert [fold["load_dir"] for fold in record["folds"]] == [copies["no9"], copies["no11"]]
     assert sum(fold["frames"] for fold in record["folds"]) == record["frames"]
+    with open(os.path.join(copies["target"],
+                           f"recalibration_report_{record['checkpoint']}_joint.json")) as handle:
+        spreads = json.load(handle)["kernel_spread"]  # copies of one run: the same kernels
+    assert [spread["subjects"] for spread in spreads] == [[9], [11]]
+    for spread in spreads:
+        assert_allclose(spread["checkpoint_mm"], spread["fold_mm"], rtol=1e-6)
+        assert not spread["mismatch"]
+    assert "WARNING" not in capsys.readouterr().out
 
     config = recalibration_run.load_checkpoint(Config(data_dir=data_dir,
                                                       load_dir=tiny_trained_dir))[0]
@@ -291,6 +299,33 @@ def test_calibrate_pools_the_folds_of_a_k_fold(capsys, monkeypatch, synthetic_h3
             assert entry[variant]["nll_nats_per_pose"] == pytest.approx(
                 numpy_nll(*rows, used), rel=1e-5), variant
             assert 0.0 <= entry[variant]["radius"]["observed"]["0.9"]["overall"] <= 1.0
+
+
+def test_calibrate_ends_with_a_warning_when_a_fold_spreads_differently(
+        capsys, monkeypatch, checkpoint_dir, tmp_path):
+    """The per-fold comparison scrolls past during a long run: the last lines name the
+    fold models whose kernels differ from the checkpoint's."""
+    import shutil
+
+    from mdm.evaluate import recalibration_run
+
+    copy = str(tmp_path / "model")
+    shutil.copytree(checkpoint_dir, copy)
+    os.remove(recalibration.record_path(copy))
+    fitted = recalibration.read_record(checkpoint_dir)
+    spreads = [{"load_dir": "/runs/no9", "mismatch": True},
+               {"load_dir": "/runs/no11", "mismatch": False}]
+    monkeypatch.setattr(recalibration_run, "fit_and_measure", lambda *args: {
+        "kernel_spread": spreads, "fitted": {"calibration": fitted}})
+    assert calibrate.main(["--load_dir", copy, "--data_dir", str(tmp_path),
+                           "--folds", "/runs/no9:9", "/runs/no11:11"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "WARNING" in last and "/runs/no9 " in last and "/runs/no11" not in last
+    spreads[0]["mismatch"] = False
+    os.remove(recalibration.record_path(copy))
+    assert calibrate.main(["--load_dir", copy, "--data_dir", str(tmp_path),
+                           "--folds", "/runs/no9:9", "/runs/no11:11"]) == 0
+    assert "WARNING" not in capsys.readouterr().out
 
 
 def test_folds_must_predict_the_joints_of_the_recalibrated_checkpoint(monkeypatch, tmp_path):

@@ -7,7 +7,8 @@ the spread new people need. Either the recalibrated checkpoint's own held-out su
 (one fold), or a k-fold over subjects: each fold's checkpoint, trained without some
 subjects, predicts them; the predictions are pooled in millimetres and the fit is written
 for a checkpoint trained on all of them (cross-fitting: its miscalibration on new people
-is taken to be the folds' one).
+is taken to be the folds' one, which needs its kernels to spread like theirs; the report
+compares them, kernel_spread.py).
 """
 
 import dataclasses
@@ -24,7 +25,7 @@ from mdm.core import skeleton
 from mdm.core.atomic import atomic_write
 from mdm.core.errors import UserError
 from mdm.data import splits
-from mdm.evaluate import distribution_report, prediction, recalibration_fit
+from mdm.evaluate import distribution_report, kernel_spread, prediction, recalibration_fit
 
 VARIANTS = ("raw",) + recalibration_fit.OBJECTIVES
 # The calibration objective draws 200 samples per frame and candidate factor: fitted on at
@@ -144,6 +145,26 @@ def held_out_folds(config, folds, stride, cache_dir, say, loaded=None):
     return predicted, kernels, records
 
 
+def compare_kernel_spreads(config, loaded, folds, fold_kernels, stride, cache_dir, say):
+    """kernel_spread.compare of checkpoint config.load (`loaded`: its config, model,
+    stats) and each fold model of another directory, on that fold's held-out frames (the
+    checkpoint's predictions cached like the folds'): a list of records."""
+    config, model, stats = loaded
+    predictor, results = None, []
+    for fold, (_, fold_sigmas, _, _) in zip(folds, fold_kernels):
+        if os.path.abspath(fold.load_dir) == os.path.abspath(config.load_dir):
+            continue  # the checkpoint's own held-out subjects: the same kernels
+        predictor = predictor or prediction.make_predictor(model, jit_compile=False)
+        params, targets = predict(predictor, stats, _frames_of(config, fold.subjects), config,
+                                  stride, _cache_path(cache_dir, config, fold.subjects, stride))
+        comparison = kernel_spread.compare(_kernels_mm(params, targets, stats, config)[1],
+                                           fold_sigmas)
+        say(kernel_spread.describe(comparison, fold.load_dir, fold.subjects))
+        results.append(dict(comparison, load_dir=os.path.abspath(fold.load_dir),
+                            subjects=list(fold.subjects)))
+    return results
+
+
 def _pooled(kernels):
     """Per-fold (means, sigmas, weights, targets) concatenated over the folds."""
     return [np.concatenate(arrays) for arrays in zip(*kernels)]
@@ -221,6 +242,8 @@ def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_
     cache_dir = os.path.join(report_dir, "cache")
     predicted, fold_kernels, fold_records = held_out_folds(
         config, folds, fit_stride, cache_dir, say, (config, model, stats))
+    spreads = compare_kernel_spreads(config, (config, model, stats), folds, fold_kernels,
+                                     fit_stride, cache_dir, say)
     *kernels, targets = _pooled(fold_kernels)
     calibration_frames = len(range(len(targets))[calibration_rows(len(targets))])
     say(f"fitting on {len(targets)} frames (the calibration objective on "
@@ -231,7 +254,7 @@ def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_
     report = {"checkpoint": config.load, "load_dir": config.load_dir,
               "calibration_subjects": subjects, "folds": fold_records,
               "test_subjects": list(config.test_subjects), "granularity": granularity,
-              "joint_names": names, "fitted": {}, "test": {}}
+              "joint_names": names, "kernel_spread": spreads, "fitted": {}, "test": {}}
     for objective, recal in fitted.items():
         say(f"{objective}: temperature {recal.temperature:.3f}; width, shrink " + ", ".join(
             f"{n} {f:.3f} {a:.3f}" for n, f, a in zip(names, recal.joint_factors,
