@@ -19,8 +19,8 @@ are.
 import numpy as np
 
 # A rank's median std this many times the fold's, or its inverse, counts as a mismatch.
-# (Between the runs above: 1.6 to 3.6 at the broadest rank; one run on two people: at
-# most 1.25 at any rank.)
+# (Between the runs above, on S8 and S1: 1.6 to 4.4 at the broadest rank; one run on two
+# people: at most 1.25 at any rank.)
 MISMATCH_RATIO = 1.5
 
 
