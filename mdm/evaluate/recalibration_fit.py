@@ -125,31 +125,44 @@ def shared_draws(means_mm, sigmas_mm, weights, temperature, seed, num_samples=SA
     return centre, means_mm[chosen] - centre, noise
 
 
-def calibration_errors(draws, targets_mm, joint_shrink, joint_widths):
-    """Calibration error (J,) of each joint from `shared_draws` at per-joint a and b (J,)."""
+def observed_curve(draws, targets_mm, joint_shrink, joint_widths):
+    """The calibration curve (J, Q) at the default levels of `shared_draws` at per-joint
+    a and b (J,)."""
     centre, offsets, noise = draws
     samples = centre + np.asarray(joint_shrink)[:, None] * offsets \
         + np.asarray(joint_widths)[:, None] * noise
-    levels = uncertainty.default_levels()
-    observed = uncertainty.calibration_curve(samples, targets_mm, levels)
-    return uncertainty.expected_calibration_error(observed, levels)[0]
+    return uncertainty.calibration_curve(samples, targets_mm, uncertainty.default_levels())
 
 
-def _grid_search(draws, targets_mm, candidates, tie):
+def calibration_errors(draws, targets_mm, joint_shrink, joint_widths, target_curve=None):
+    """Calibration error (J,) of each joint from `shared_draws` at per-joint a and b (J,):
+    the mean distance of its curve from the diagonal, or from `target_curve` (J, Q)."""
+    observed = observed_curve(draws, targets_mm, joint_shrink, joint_widths)
+    if target_curve is None:
+        return uncertainty.expected_calibration_error(observed,
+                                                      uncertainty.default_levels())[0]
+    return np.abs(observed - target_curve).mean(axis=-1)
+
+
+def _grid_search(draws, targets_mm, candidates, tie, target_curve):
     """candidates (C, 2, G): per group (a, b) -> the best (2, G) per group and the per-joint
     errors (J,) there."""
-    per_joint = np.stack([calibration_errors(draws, targets_mm, tie @ a, tie @ b)
+    per_joint = np.stack([calibration_errors(draws, targets_mm, tie @ a, tie @ b,
+                                             target_curve)
                           for a, b in candidates])  # (C, J)
     per_group = per_joint @ tie / tie.sum(axis=0)
     best = np.argmin(per_group, axis=0)
     columns = np.arange(tie.shape[1])
     chosen = candidates[best, :, columns].T  # (2, G)
-    return chosen, calibration_errors(draws, targets_mm, tie @ chosen[0], tie @ chosen[1])
+    return chosen, calibration_errors(draws, targets_mm, tie @ chosen[0], tie @ chosen[1],
+                                      target_curve)
 
 
-def fit_calibration(means_mm, sigmas_mm, weights, targets_mm, groups=None, seed=0):
+def fit_calibration(means_mm, sigmas_mm, weights, targets_mm, groups=None, seed=0,
+                    target_curve=None):
     """The Recalibration minimising each joint's (or group's mean) calibration error, and
-    the fitted calibration errors (J,)."""
+    the fitted calibration errors (J,). With `target_curve` (J, Q) the error is measured
+    from that curve instead of the diagonal (recalibration_anchor.py)."""
     tie = tie_matrix(means_mm.shape[2], groups)
     groups_count = tie.shape[1]
     shrinks, widths = np.meshgrid(COARSE_SHRINKS, COARSE_WIDTHS, indexing="ij")
@@ -158,7 +171,7 @@ def fit_calibration(means_mm, sigmas_mm, weights, targets_mm, groups=None, seed=
     fits = []
     for temperature in TEMPERATURES:
         draws = shared_draws(means_mm, sigmas_mm, weights, temperature, seed)
-        chosen, errors = _grid_search(draws, targets_mm, coarse, tie)
+        chosen, errors = _grid_search(draws, targets_mm, coarse, tie, target_curve)
         fits.append((errors.mean(), temperature, draws, chosen))
     _, temperature, draws, (shrink, width) = min(fits, key=lambda fit: fit[0])
     steps = np.linspace(-1.0, 1.0, FINE_STEPS)
@@ -167,5 +180,5 @@ def fit_calibration(means_mm, sigmas_mm, weights, targets_mm, groups=None, seed=
     fine = np.stack([np.stack([np.maximum(shrink + da * shrink_step, 0.0),
                                width * width_ratio ** db])
                      for da in steps for db in steps])
-    (shrink, width), errors = _grid_search(draws, targets_mm, fine, tie)
+    (shrink, width), errors = _grid_search(draws, targets_mm, fine, tie, target_curve)
     return Recalibration({}, tie @ width, tie @ shrink, temperature), errors
