@@ -62,11 +62,6 @@ def build_parser():
                         help="with two or more --folds: also fit on all folds but one and "
                              "measure on that one, for each (how the fit holds for a new "
                              "person; into the report)")
-    parser.add_argument("--anchor_subjects", default="",
-                        help="with --folds of other training runs: subjects the checkpoint "
-                             "and every fold model trained on, e.g. 1; the calibration fit "
-                             "is carried over to the checkpoint by matching its calibration "
-                             "curve there to the fold models' under the fit")
     parser.add_argument("--test_subjects", default="",
                         help="subjects to measure before/after on, e.g. 8 (optional)")
     parser.add_argument("--objective", choices=OBJECTIVES, default="calibration",
@@ -127,7 +122,6 @@ def run(args, argv=None):
     if set(calibration) & set(test):
         raise UserError(f"subjects {sorted(set(calibration) & set(test))} are both "
                         "calibration and test subjects")
-    anchor = _anchor_subjects(args, folds, test)
     from mdm.checkpoint import recalibration
 
     recalibration.check_writable(args.load_dir, args.replace)  # before hours of work
@@ -139,7 +133,7 @@ def run(args, argv=None):
     report = recalibration_run.fit_and_measure(
         _data_config(args, test, report_dir),
         [recalibration_run.Fold(*fold) for fold in folds], args.granularity,
-        args.fit_stride, args.test_stride, report_dir, _say, args.leave_one_out, anchor)
+        args.fit_stride, args.test_stride, report_dir, _say, args.leave_one_out)
     record = dict(report["fitted"][args.objective], command=shlex.join(
         ["python", "-m", "mdm.calibrate", *(sys.argv[1:] if argv is None else argv)]))
     path = recalibration.write_record(args.load_dir, record, replace=args.replace)
@@ -172,24 +166,6 @@ def _folds(args):
     if len(set(pairs)) < len(pairs):
         raise UserError("--folds names a subject of the same directory twice")
     return folds
-
-
-def _anchor_subjects(args, folds, test):
-    """--anchor_subjects checked against the folds, the other subjects and the objective."""
-    anchor = _subjects(args.anchor_subjects, "anchor_subjects")
-    if not anchor:
-        return anchor
-    if all(os.path.abspath(d) == os.path.abspath(args.load_dir) for d, _ in folds):
-        raise UserError("--anchor_subjects carries a fit over from other training runs: "
-                        "it needs --folds with directories other than --load_dir")
-    if args.objective != "calibration":
-        raise UserError("--anchor_subjects carries the calibration objective's fit: give "
-                        "--objective calibration")
-    taken = set(anchor) & ({s for _, subjects in folds for s in subjects} | set(test))
-    if taken:
-        raise UserError(f"anchor subjects {sorted(taken)} must be training subjects of "
-                        "every model, not calibration or test subjects")
-    return anchor
 
 
 def _data_config(args, test, report_dir):

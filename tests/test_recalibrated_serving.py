@@ -174,13 +174,6 @@ def test_saved_model_gives_the_recalibrated_spread_and_radius(lifters, tmp_path)
     (["--calibration_subjects", "9"], "recalibration.json exists .*--replace True"),
     (["--calibration_subjects", "9", "--leave_one_out", "True"], "two or more folds"),
     (["--folds", "a:9", "--leave_one_out", "True"], "two or more folds"),
-    (["--folds", "a:9", "--anchor_subjects", "9"], r"anchor subjects \[9\] must be training"),
-    (["--folds", "a:9", "--test_subjects", "8", "--anchor_subjects", "1,8"],
-     r"anchor subjects \[8\] must be training"),
-    (["--calibration_subjects", "9", "--anchor_subjects", "1"], "directories other than"),
-    (["--folds", "a:9", "--anchor_subjects", "1", "--objective", "nll"],
-     "give --objective calibration"),
-    (["--folds", "a:9", "--anchor_subjects", "x"], "takes subject numbers"),
 ])
 def test_calibrate_refuses_bad_flags_before_any_work(capsys, checkpoint_dir, args, message):
     assert calibrate.main(["--load_dir", checkpoint_dir, "--data_dir", "nowhere", *args]) == 1
@@ -306,53 +299,6 @@ def test_calibrate_pools_the_folds_of_a_k_fold(capsys, monkeypatch, synthetic_h3
             assert entry[variant]["nll_nats_per_pose"] == pytest.approx(
                 numpy_nll(*rows, used), rel=1e-5), variant
             assert 0.0 <= entry[variant]["radius"]["observed"]["0.9"]["overall"] <= 1.0
-
-
-@pytest.mark.slow
-def test_calibrate_carries_a_fold_fit_over_through_anchor_subjects(
-        monkeypatch, synthetic_h36m, tiny_trained_dir, tmp_path):
-    """The fold's fit on subject 9 (its frames every 4th), carried over through subject 1:
-    the written record is the anchored fit of the checkpoint's subject-1 predictions to the
-    fold model's curve there under that fit, and names the anchor, the fold model and the
-    fold's own fit (the fit's arithmetic: tests/test_recalibration_anchor.py)."""
-    from mdm.core.config import Config
-    from mdm.evaluate import distribution_report, recalibration_anchor, recalibration_fit
-    from mdm.evaluate import recalibration_run
-
-    monkeypatch.setattr(recalibration_run, "CALIBRATION_FIT_FRAMES", 128)  # time only
-    monkeypatch.setattr(recalibration_fit, "TEMPERATURES", (1.0, 2.0))
-    data_dir = synthetic_h36m(8, 2)
-    copies = {name: str(tmp_path / name) for name in ("target", "no9")}
-    for copy in copies.values():
-        shutil.copytree(tiny_trained_dir, copy)
-    assert calibrate.main(["--load_dir", copies["target"], "--data_dir", data_dir,
-                           "--folds", f"{copies['no9']}:9", "--anchor_subjects", "1",
-                           "--granularity", "group"]) == 0
-    record = recalibration.read_record(copies["target"])
-    anchor = record["anchor"]
-    assert anchor["subjects"] == [1] and anchor["fold_models"] == [copies["no9"]]
-    config = recalibration_run.load_checkpoint(Config(data_dir=data_dir,
-                                                      load_dir=tiny_trained_dir))[0]
-    groups = distribution_report.joint_groups(False)
-
-    def rows_of(subject):
-        kernels = recalibration_run.held_out_kernels(
-            config, recalibration_run.Fold(tiny_trained_dir, (subject,)),
-            calibrate.FRAME_STRIDE, str(tmp_path / "cache"))[:4]
-        every = recalibration_run.calibration_rows(len(kernels[3]))
-        return [array[every] for array in kernels]
-
-    fold_fit = recalibration_fit.fit_calibration(*rows_of(9), groups)[0]
-    anchor_rows = rows_of(1)
-    curve = recalibration_anchor.target_curve([anchor_rows], fold_fit)
-    anchored, distance = recalibration_anchor.anchored_fit(anchor_rows, curve, groups)
-    for fitted, expected in ((anchor["fold_fit"], fold_fit), (record, anchored)):
-        assert_allclose(list(fitted["joint_factors"].values()), expected.joint_factors)
-        assert_allclose(list(fitted["joint_shrink"].values()), expected.joint_shrink)
-        assert fitted["temperature"] == expected.temperature
-    assert anchor["frames"] == len(anchor_rows[3])
-    assert anchor["distance"] == pytest.approx(float(np.mean(distance)))
-    assert anchor["distance"] < np.mean(recalibration_anchor.distance(anchor_rows, curve))
 
 
 def test_calibrate_ends_with_a_warning_when_a_fold_spreads_differently(

@@ -125,44 +125,31 @@ def shared_draws(means_mm, sigmas_mm, weights, temperature, seed, num_samples=SA
     return centre, means_mm[chosen] - centre, noise
 
 
-def observed_curve(draws, targets_mm, joint_shrink, joint_widths):
-    """The calibration curve (J, Q) at the default levels of `shared_draws` at per-joint
-    a and b (J,)."""
+def calibration_errors(draws, targets_mm, joint_shrink, joint_widths):
+    """Calibration error (J,) of each joint from `shared_draws` at per-joint a and b (J,)."""
     centre, offsets, noise = draws
     samples = centre + np.asarray(joint_shrink)[:, None] * offsets \
         + np.asarray(joint_widths)[:, None] * noise
-    return uncertainty.calibration_curve(samples, targets_mm, uncertainty.default_levels())
+    levels = uncertainty.default_levels()
+    observed = uncertainty.calibration_curve(samples, targets_mm, levels)
+    return uncertainty.expected_calibration_error(observed, levels)[0]
 
 
-def calibration_errors(draws, targets_mm, joint_shrink, joint_widths, target_curve=None):
-    """Calibration error (J,) of each joint from `shared_draws` at per-joint a and b (J,):
-    the mean distance of its curve from the diagonal, or from `target_curve` (J, Q)."""
-    observed = observed_curve(draws, targets_mm, joint_shrink, joint_widths)
-    if target_curve is None:
-        return uncertainty.expected_calibration_error(observed,
-                                                      uncertainty.default_levels())[0]
-    return np.abs(observed - target_curve).mean(axis=-1)
-
-
-def _grid_search(draws, targets_mm, candidates, tie, target_curve):
+def _grid_search(draws, targets_mm, candidates, tie):
     """candidates (C, 2, G): per group (a, b) -> the best (2, G) per group and the per-joint
     errors (J,) there."""
-    per_joint = np.stack([calibration_errors(draws, targets_mm, tie @ a, tie @ b,
-                                             target_curve)
+    per_joint = np.stack([calibration_errors(draws, targets_mm, tie @ a, tie @ b)
                           for a, b in candidates])  # (C, J)
     per_group = per_joint @ tie / tie.sum(axis=0)
     best = np.argmin(per_group, axis=0)
     columns = np.arange(tie.shape[1])
     chosen = candidates[best, :, columns].T  # (2, G)
-    return chosen, calibration_errors(draws, targets_mm, tie @ chosen[0], tie @ chosen[1],
-                                      target_curve)
+    return chosen, calibration_errors(draws, targets_mm, tie @ chosen[0], tie @ chosen[1])
 
 
-def fit_calibration(means_mm, sigmas_mm, weights, targets_mm, groups=None, seed=0,
-                    target_curve=None):
+def fit_calibration(means_mm, sigmas_mm, weights, targets_mm, groups=None, seed=0):
     """The Recalibration minimising each joint's (or group's mean) calibration error, and
-    the fitted calibration errors (J,). With `target_curve` (J, Q) the error is measured
-    from that curve instead of the diagonal (recalibration_anchor.py)."""
+    the fitted calibration errors (J,)."""
     tie = tie_matrix(means_mm.shape[2], groups)
     groups_count = tie.shape[1]
     shrinks, widths = np.meshgrid(COARSE_SHRINKS, COARSE_WIDTHS, indexing="ij")
@@ -171,7 +158,7 @@ def fit_calibration(means_mm, sigmas_mm, weights, targets_mm, groups=None, seed=
     fits = []
     for temperature in TEMPERATURES:
         draws = shared_draws(means_mm, sigmas_mm, weights, temperature, seed)
-        chosen, errors = _grid_search(draws, targets_mm, coarse, tie, target_curve)
+        chosen, errors = _grid_search(draws, targets_mm, coarse, tie)
         fits.append((errors.mean(), temperature, draws, chosen))
     _, temperature, draws, (shrink, width) = min(fits, key=lambda fit: fit[0])
     steps = np.linspace(-1.0, 1.0, FINE_STEPS)
@@ -180,5 +167,5 @@ def fit_calibration(means_mm, sigmas_mm, weights, targets_mm, groups=None, seed=
     fine = np.stack([np.stack([np.maximum(shrink + da * shrink_step, 0.0),
                                width * width_ratio ** db])
                      for da in steps for db in steps])
-    (shrink, width), errors = _grid_search(draws, targets_mm, fine, tie, target_curve)
+    (shrink, width), errors = _grid_search(draws, targets_mm, fine, tie)
     return Recalibration({}, tie @ width, tie @ shrink, temperature), errors

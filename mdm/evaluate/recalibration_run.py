@@ -25,8 +25,7 @@ from mdm.core import skeleton
 from mdm.core.atomic import atomic_write
 from mdm.core.errors import UserError
 from mdm.data import splits
-from mdm.evaluate import (distribution_report, kernel_spread, prediction, recalibration_anchor,
-                          recalibration_fit)
+from mdm.evaluate import distribution_report, kernel_spread, prediction, recalibration_fit
 
 VARIANTS = ("raw",) + recalibration_fit.OBJECTIVES
 # The calibration objective draws 200 samples per frame and candidate factor: fitted on at
@@ -166,40 +165,6 @@ def compare_kernel_spreads(config, loaded, folds, fold_kernels, stride, cache_di
     return results
 
 
-def carried_over(config, loaded, folds, anchor_subjects, stride, cache_dir, recal, groups,
-                 say):
-    """`recal` (the calibration objective fitted on the folds) carried over to checkpoint
-    config.load through `anchor_subjects`, which it and the fold models trained on
-    (recalibration_anchor.py): (its Recalibration, a report entry)."""
-    others = sorted({os.path.abspath(fold.load_dir) for fold in folds}
-                    - {os.path.abspath(config.load_dir)})
-    if not others:
-        raise UserError("--anchor_subjects carries a fit over from other training runs: "
-                        "give --folds with directories other than --load_dir")
-    anchor = tuple(anchor_subjects)
-
-    def kernels_of(directory, loaded_here=None):
-        kernels = held_out_kernels(config, Fold(directory, anchor), stride, cache_dir,
-                                   loaded_here)[:4]
-        rows = calibration_rows(len(kernels[3]))
-        return [array[rows] for array in kernels]
-
-    curve = recalibration_anchor.target_curve([kernels_of(d) for d in others], recal)
-    own = kernels_of(config.load_dir, loaded)
-    anchored, distance = recalibration_anchor.anchored_fit(own, curve, groups)
-    say(f"carried over through subjects {list(anchor)} ({len(own[3])} frames): the "
-        f"checkpoint's curve within {float(np.mean(distance)):.3f} of the fold models' "
-        f"(raw {float(np.mean(recalibration_anchor.distance(own, curve))):.3f})")
-    return anchored, {"subjects": list(anchor), "frames": len(own[3]), "fold_models": others,
-                      "distance": float(np.mean(distance)),
-                      "fold_fit": _record(config, recal)}
-
-
-def _record(config, recal, **details):
-    return recalibration.make_record(config.load, recal.joint_factors, config.predict_14,
-                                     recal.joint_shrink, recal.temperature, **details)
-
-
 def _pooled(kernels):
     """Per-fold (means, sigmas, weights, targets) concatenated over the folds."""
     return [np.concatenate(arrays) for arrays in zip(*kernels)]
@@ -239,7 +204,10 @@ def leave_one_out(config, folds, predicted, kernels, groups, say):
         scale = _mpjpe_scale(targets, config)
         entry = {"subjects": list(fold.subjects), "load_dir": os.path.abspath(fold.load_dir),
                  "frames": len(targets[rows]), "fitted": {
-                     objective: _record(config, recal) for objective, recal in fitted.items()}}
+                     objective: recalibration.make_record(
+                         config.load, recal.joint_factors, config.predict_14,
+                         recal.joint_shrink, recal.temperature)
+                     for objective, recal in fitted.items()}}
         for variant in VARIANTS:
             entry[variant] = distribution_report.measure_all(
                 tuple(p[rows] for p in params), stats, targets[rows], config.predict_14,
@@ -259,14 +227,13 @@ def _mpjpe_scale(targets, config):
 
 
 def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_dir, say,
-                    leave_out=False, anchor_subjects=()):
+                    leave_out=False):
     """Fit on the held-out subjects of `folds` (Fold: a checkpoint directory and subjects
     it did not train on; every `fit_stride`-th frame, pooled), for checkpoint config.load
     of config.load_dir; measure that checkpoint on config.test_subjects (if any, every
     `test_stride`-th frame) and, with `leave_out`, each fold fitted on the others
-    (`leave_one_out`). With `anchor_subjects`, the calibration objective's fit is carried
-    over to the checkpoint through them (`carried_over`). Writes the report and
-    reliability diagrams to `report_dir`, returns the report."""
+    (`leave_one_out`). Writes the report and reliability diagrams to `report_dir`,
+    returns the report."""
     config, model, stats = load_checkpoint(config)
     groups = distribution_report.joint_groups(config.predict_14) if granularity == "group" \
         else None
@@ -282,11 +249,6 @@ def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_
     say(f"fitting on {len(targets)} frames (the calibration objective on "
         f"{calibration_frames})")
     fitted = fit(*kernels, targets, groups)
-    anchored = {}
-    if anchor_subjects:
-        fitted["calibration"], anchored["anchor"] = carried_over(
-            config, (config, model, stats), folds, anchor_subjects, fit_stride, cache_dir,
-            fitted["calibration"], groups, say)
     subjects = sorted({s for fold in folds for s in fold.subjects})
     names = [skeleton.H36M17_NAMES[j] for j in skeleton.output_joints(config.predict_14)]
     report = {"checkpoint": config.load, "load_dir": config.load_dir,
@@ -297,11 +259,11 @@ def fit_and_measure(config, folds, granularity, fit_stride, test_stride, report_
         say(f"{objective}: temperature {recal.temperature:.3f}; width, shrink " + ", ".join(
             f"{n} {f:.3f} {a:.3f}" for n, f, a in zip(names, recal.joint_factors,
                                                        recal.joint_shrink)))
-        report["fitted"][objective] = _record(
-            config, recal, calibration_subjects=subjects, folds=fold_records,
+        report["fitted"][objective] = recalibration.make_record(
+            config.load, recal.joint_factors, config.predict_14, recal.joint_shrink,
+            recal.temperature, calibration_subjects=subjects, folds=fold_records,
             objective=objective, granularity=granularity,
-            frames=len(targets) if objective == "nll" else calibration_frames,
-            **(anchored if objective == "calibration" else {}))
+            frames=len(targets) if objective == "nll" else calibration_frames)
     if config.test_subjects:
         test_params, test_targets = predict(
             prediction.make_predictor(model, jit_compile=False), stats,
