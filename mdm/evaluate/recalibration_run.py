@@ -149,16 +149,13 @@ def compare_kernel_spreads(config, loaded, folds, fold_kernels, stride, cache_di
     """kernel_spread.compare of checkpoint config.load (`loaded`: its config, model,
     stats) and each fold model of another directory, on that fold's held-out frames (the
     checkpoint's predictions cached like the folds'): a list of records."""
-    config, model, stats = loaded
-    predictor, results = None, []
+    results = []
     for fold, (_, fold_sigmas, _, _) in zip(folds, fold_kernels):
         if os.path.abspath(fold.load_dir) == os.path.abspath(config.load_dir):
             continue  # the checkpoint's own held-out subjects: the same kernels
-        predictor = predictor or prediction.make_predictor(model, jit_compile=False)
-        params, targets = predict(predictor, stats, _frames_of(config, fold.subjects), config,
-                                  stride, _cache_path(cache_dir, config, fold.subjects, stride))
-        comparison = kernel_spread.compare(_kernels_mm(params, targets, stats, config)[1],
-                                           fold_sigmas)
+        own_sigmas = held_out_kernels(config, Fold(config.load_dir, fold.subjects), stride,
+                                      cache_dir, loaded)[1]
+        comparison = kernel_spread.compare(own_sigmas, fold_sigmas)
         say(kernel_spread.describe(comparison, fold.load_dir, fold.subjects))
         results.append(dict(comparison, load_dir=os.path.abspath(fold.load_dir),
                             subjects=list(fold.subjects)))
