@@ -12,8 +12,9 @@
 #
 # DATA_DIR: Human3.6M in the 3d-pose-baseline layout, or "" for the synthetic set.
 # OUT_DIR must not exist yet (nothing is written over); OUT_DIR/gpu_check.json holds it all.
-# MDM_CHECK_STEPS (300), MDM_CHECK_ACTION (Walking), MDM_CHECK_WIDTH (1024) and
-# MDM_CHECK_FRAMES (40 frames per synthetic sequence) make it smaller for a smoke test.
+# MDM_CHECK_STEPS (300), MDM_CHECK_ACTION (Walking), MDM_CHECK_WIDTH (1024),
+# MDM_CHECK_FRAMES (40 frames per synthetic sequence) and MDM_CHECK_PRECISIONS
+# (float32,mixed_float16,mixed_bfloat16) make it smaller for a smoke test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data_dir="${1-}"
@@ -23,6 +24,7 @@ steps="${MDM_CHECK_STEPS:-300}"
 action="${MDM_CHECK_ACTION:-Walking}"
 width="${MDM_CHECK_WIDTH:-1024}"
 frames="${MDM_CHECK_FRAMES:-40}"
+precisions="${MDM_CHECK_PRECISIONS:-float32,mixed_float16,mixed_bfloat16}"
 if [ -e "$out" ]; then
   echo "error: $out exists; give a new output directory (nothing is written over)" >&2
   exit 1
@@ -46,7 +48,7 @@ fi
 seconds() { date +%s.%N; }
 t0=$(seconds)
 python benchmarks/bench.py "${bench_data[@]}" --steps "$steps" --rounds 1 --linear_size "$width" \
-  --precisions float32,mixed_float16,mixed_bfloat16 --json "$out/bench.json" > "$out/bench.log" 2>&1
+  --precisions "$precisions" --json "$out/bench.json" > "$out/bench.log" 2>&1
 t1=$(seconds)
 common=("${data_args[@]}" --action "$action" --train_dir "$out/train" --use_cpu "$use_cpu"
         --linear_size "$width" --remove_pre_bn_bias True --verbose 2)
