@@ -125,7 +125,7 @@ def fit_rules(inputs_16, nose):
 def protocol1(lifter, pixels, test, rows):
     """{"best", "most_probable"}: mean of the action means (mm) of pixels (N, 16, 2)."""
     start = time.time()
-    hypotheses = lifter.predict(pixels)
+    hypotheses = lifter.predict(pixels, coverage=None)  # the radius's draws are not scored
     joints = skeleton.eval_joints(False)
     errors = metrics.hypothesis_errors(hypotheses.poses[:, :, joints], hypotheses.weights,
                                        test.poses_3d[rows][:, joints])

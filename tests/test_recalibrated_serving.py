@@ -71,6 +71,10 @@ def test_recalibrated_spread_and_radius_equal_numpy(lifters):
                     rtol=1e-3, atol=1e-3)
     wider = recalibrated.predict(pixels, seed=2, coverage=0.99).radius_mm
     assert np.all(wider[:, 1:] > after.radius_mm[:, 1:])
+    without = recalibrated.predict(pixels, seed=2, coverage=None)  # no draws for a radius
+    assert without.radius_mm is None and "radius_mm" not in without.as_arrays()
+    assert_allclose(without.poses, after.poses)
+    assert_allclose(without.weights, after.weights)
     with pytest.raises(UserError, match="coverage must be a probability"):
         raw.predict(pixels, coverage=1.0)
 

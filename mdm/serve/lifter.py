@@ -158,7 +158,8 @@ class Lifter:
                 coverage=radius.DEFAULT_COVERAGE):
         """Hypotheses for (16, 2) or (N, 16, 2) pixel keypoints in `joint_order`, with the
         per-joint radius of probability `coverage` around the most probable one (from
-        seeded draws); with `num_samples` S > 0 also S draws per pose from the mixture."""
+        seeded draws; `coverage=None` skips them and leaves `radius_mm` None); with
+        `num_samples` S > 0 also S draws per pose from the mixture."""
         return self.predict_with_parameters(keypoints_2d, joint_order, num_samples, seed, coverage)[0]
 
     def predict_with_parameters(self, keypoints_2d, joint_order, num_samples=0, seed=0,
@@ -167,7 +168,8 @@ class Lifter:
         `joint_radius` around another choice of kernel)."""
         _check_count("num_samples", num_samples, 0)
         _check_count("seed", seed, 2 ** 31 - 1)
-        _check_coverage(coverage)
+        if coverage is not None:
+            _check_coverage(coverage)
         pixels = keypoint_files.to_model_order(keypoints_2d, joint_order)
         missing = self.check_missing(pixels)
         params = self.mixture_parameters(pixels, missing)
@@ -184,7 +186,8 @@ class Lifter:
             poses=self._to_mm(sorted_means), weights=np.take_along_axis(weights, order, axis=1),
             scales=sorted_scales, scales_mm=sorted_scales[:, :, None, None] * self._spread_mm(),
             kernel_index=order, missing=missing, samples=samples, coverage=coverage,
-            radius_mm=self.joint_radius(params, order[:, 0], coverage, seed))
+            radius_mm=None if coverage is None else self.joint_radius(params, order[:, 0],
+                                                                      coverage, seed))
         return hypotheses, params
 
     def predict_sequence(self, keypoints_2d, joint_order=keypoint_files.H36M,
