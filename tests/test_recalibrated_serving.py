@@ -76,6 +76,8 @@ def test_recalibrated_spread_and_radius_equal_numpy(lifters):
     assert_allclose(without.poses, after.poses)
     assert_allclose(without.weights, after.weights)
     with pytest.raises(UserError, match="coverage must be a probability"):
+        raw.predict_sequence(pixels, coverage=None)  # a path's radius is its output
+    with pytest.raises(UserError, match="coverage must be a probability"):
         raw.predict(pixels, coverage=1.0)
 
 

@@ -214,6 +214,7 @@ class Lifter:
         """A 2D detector's output (mdm.serve.detector_formats.read_detections: COCO-17,
         OpenPose BODY_25, h36m17, with scores) -> detector_lifting.FrameLift: one row per
         frame, flagged where it cannot be lifted; `temporal` adds the Viterbi path."""
+        _check_coverage(coverage)
         return detector_lifting.lift_detections(
             self, detections, options or detector_lifting.DetectorOptions(), temporal,
             smoothness, num_samples, seed, coverage)
@@ -267,6 +268,7 @@ class Lifter:
         """(N, 17) mm: per joint, the radius around kernel `kernel` (N,) of each pose that
         the (recalibrated) mixture `params` gives probability `coverage`, from
         radius.RADIUS_SAMPLES draws seeded by `seed`; 0 where nothing is predicted."""
+        _check_coverage(coverage)  # only `predict` takes None (no radius)
         means, scales, weights = params
         chosen = means[np.arange(len(means)), kernel]
         joints = skeleton.output_joints(self.config.predict_14)
