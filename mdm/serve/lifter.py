@@ -168,8 +168,6 @@ class Lifter:
         `joint_radius` around another choice of kernel)."""
         _check_count("num_samples", num_samples, 0)
         _check_count("seed", seed, 2 ** 31 - 1)
-        if coverage is not None:
-            _check_coverage(coverage)
         pixels = keypoint_files.to_model_order(keypoints_2d, joint_order)
         missing = self.check_missing(pixels)
         params = self.mixture_parameters(pixels, missing)
@@ -268,7 +266,7 @@ class Lifter:
         """(N, 17) mm: per joint, the radius around kernel `kernel` (N,) of each pose that
         the (recalibrated) mixture `params` gives probability `coverage`, from
         radius.RADIUS_SAMPLES draws seeded by `seed`; 0 where nothing is predicted."""
-        _check_coverage(coverage)  # only `predict` takes None (no radius)
+        _check_coverage(coverage)  # every radius is made here; `predict` asks none for None
         means, scales, weights = params
         chosen = means[np.arange(len(means)), kernel]
         joints = skeleton.output_joints(self.config.predict_14)
