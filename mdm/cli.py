@@ -3,9 +3,13 @@ flags defined from the option fields of a config dataclass and read back into on
 parsing that answers a bad flag with one line, list flags of integers, and the one
 error-exit wrapper."""
 
+import contextlib
 import os
 import shlex
+import signal
 import sys
+import threading
+import types
 
 from absl import flags
 from absl import logging as absl_logging
@@ -166,22 +170,60 @@ def exit_on_user_error(run, show_traceback=False, on_interrupt=None):
     traceback instead when `show_traceback`); 130 on Ctrl-C, with one line that
     `on_interrupt()` may complete (e.g. which checkpoint was kept).
     """
-    try:
-        run()
-    except UserError as err:
-        if show_traceback:
+    with _recording_ctrl_c() as ctrl_c:
+        try:
+            run()
+        except UserError as err:
+            if show_traceback:
+                raise
+            return _fail(str(err), 1)
+        except KeyboardInterrupt:
+            if show_traceback:
+                raise
+            return _interrupted(on_interrupt)
+        except Exception as err:  # pylint: disable=broad-except
+            if show_traceback:
+                raise
+            # Ctrl-C raises KeyboardInterrupt wherever Python next runs, also inside Python
+            # called back from TensorFlow's C++, which may then fail in its own way (seen:
+            # "SystemError: ... bad argument to internal function"). After a Ctrl-C,
+            # whatever escapes is the interrupt.
+            if ctrl_c.pressed:
+                return _interrupted(on_interrupt)
+            if isinstance(err, OSError):
+                return _fail(f"{err.strerror or err}: {err.filename or ''}", 1)
             raise
-        return _fail(str(err), 1)
-    except OSError as err:
-        if show_traceback:
-            raise
-        return _fail(f"{err.strerror or err}: {err.filename or ''}", 1)
-    except KeyboardInterrupt:
-        if show_traceback:
-            raise
-        detail = on_interrupt() if on_interrupt else ""
-        return _fail("interrupted" + (f"; {detail}" if detail else ""), 130)
     return 0
+
+
+@contextlib.contextmanager
+def _recording_ctrl_c():
+    """While inside, a Ctrl-C still raises KeyboardInterrupt and is also remembered.
+
+    Python's own handler is wrapped only where it is the one in place (not where SIGINT is
+    ignored or handled by someone else) and only in the main thread, the only one that may
+    set signal handlers.
+    """
+    ctrl_c = types.SimpleNamespace(pressed=False)
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield ctrl_c
+        return
+
+    def remember_and_interrupt(signum, frame):
+        ctrl_c.pressed = True
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, remember_and_interrupt)
+    try:
+        yield ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _interrupted(on_interrupt):
+    detail = on_interrupt() if on_interrupt else ""
+    return _fail("interrupted" + (f"; {detail}" if detail else ""), 130)
 
 
 def _fail(message, status):

@@ -22,7 +22,7 @@ from mdm.data.normalization import NormStats
 from mdm.data.pipeline import distributed_training_dataset
 from mdm.evaluate import prediction, report
 from mdm.model.network import build_model
-from mdm.train import distribute, divergence, run_lock
+from mdm.train import distribute, divergence, interruption, run_lock
 from mdm.train.optimizer import make_optimizer
 
 LOG = logging.getLogger(__name__)
@@ -203,14 +203,16 @@ def _train_in_locked_dir(config):
     history = keras.callbacks.History()
     # One copy of the data in TensorFlow for all the epochs' datasets.
     inputs, targets = tf.constant(inputs, tf.float32), tf.constant(targets, tf.float32)
-    for epoch in range(first_epoch, config.epochs):
-        _fit_one_epoch(model, strategy, inputs, targets, config, epoch, [callback, history])
-        if callback.stop_reason is not None:
-            latest = checkpoint_store.available_steps(config.train_dir)
-            kept = f"checkpoint-{latest[-1]}" if latest else "no checkpoint"
-            raise UserError(f"training stopped: {callback.stop_reason} (the last good "
-                            f"checkpoint is {kept} in {config.train_dir}); try a lower "
-                            "--learning_rate")
+    with interruption.ctrl_c_at_batch_end() as ctrl_c:
+        for epoch in range(first_epoch, config.epochs):
+            _fit_one_epoch(model, strategy, inputs, targets, config, epoch,
+                           [callback, history, ctrl_c])
+            if callback.stop_reason is not None:
+                latest = checkpoint_store.available_steps(config.train_dir)
+                kept = f"checkpoint-{latest[-1]}" if latest else "no checkpoint"
+                raise UserError(f"training stopped: {callback.stop_reason} (the last good "
+                                f"checkpoint is {kept} in {config.train_dir}); try a lower "
+                                "--learning_rate")
     return history
 
 
