@@ -1,30 +1,13 @@
 """mdm.cli.exit_on_user_error in-process: the exit status and the one stderr line for each
 way a command ends, including a Ctrl-C that TensorFlow's C++ turned into another error."""
 
-import contextlib
-import os
 import signal
-import time
 
 import pytest
+from ctrl_c_helpers import press_ctrl_c, sigint_handled_by
 
 from mdm.cli import exit_on_user_error
 from mdm.core.errors import UserError
-
-
-@contextlib.contextmanager
-def sigint_handler(handler):
-    """SIGINT handled by `handler` inside, as in a terminal's foreground process."""
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def press_ctrl_c():
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(5)  # the handler raises here, at once
 
 
 def ctrl_c_then(error):
@@ -61,7 +44,7 @@ def test_os_error_names_the_file(capsys):
 
 
 def test_ctrl_c_is_status_130_with_the_detail(capsys):
-    with sigint_handler(signal.default_int_handler):
+    with sigint_handled_by(signal.default_int_handler):
         status = exit_on_user_error(press_ctrl_c, on_interrupt=lambda: "kept checkpoint-10")
     assert status == 130
     assert capsys.readouterr().err == "error: interrupted; kept checkpoint-10\n"
@@ -71,7 +54,7 @@ def test_ctrl_c_is_status_130_with_the_detail(capsys):
                                                "internal function"),
                                    RuntimeError("cancelled"), OSError(5, "I/O error")])
 def test_an_error_after_ctrl_c_is_the_interrupt(error, capsys):
-    with sigint_handler(signal.default_int_handler):
+    with sigint_handled_by(signal.default_int_handler):
         status = exit_on_user_error(ctrl_c_then(error), on_interrupt=lambda: "kept x")
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert status == 130
@@ -79,12 +62,12 @@ def test_an_error_after_ctrl_c_is_the_interrupt(error, capsys):
 
 
 def test_the_same_error_without_ctrl_c_is_not_hidden():
-    with sigint_handler(signal.default_int_handler), pytest.raises(SystemError):
+    with sigint_handled_by(signal.default_int_handler), pytest.raises(SystemError):
         exit_on_user_error(raising(SystemError("bad argument to internal function")))
 
 
 def test_a_ctrl_c_is_remembered_for_one_run_only():
-    with sigint_handler(signal.default_int_handler):
+    with sigint_handled_by(signal.default_int_handler):
         assert exit_on_user_error(ctrl_c_then(SystemError("x"))) == 130
         with pytest.raises(SystemError):
             exit_on_user_error(raising(SystemError("y")))
@@ -92,11 +75,11 @@ def test_a_ctrl_c_is_remembered_for_one_run_only():
 
 def test_an_ignored_sigint_stays_ignored():
     # `command &` in a shell: SIGINT ignored; the command must not start taking it.
-    with sigint_handler(signal.SIG_IGN):
+    with sigint_handled_by(signal.SIG_IGN):
         assert exit_on_user_error(lambda: None) == 0
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_show_traceback_raises_the_original_error():
-    with sigint_handler(signal.default_int_handler), pytest.raises(SystemError):
+    with sigint_handled_by(signal.default_int_handler), pytest.raises(SystemError):
         exit_on_user_error(ctrl_c_then(SystemError("x")), show_traceback=True)

@@ -2,13 +2,11 @@
 batch end, or after the epoch end's checkpoint and evaluation; a second press interrupts
 at once; an ignored SIGINT stays ignored. The presses are real SIGINTs."""
 
-import contextlib
 import json
-import os
 import signal
-import time
 
 import pytest
+from ctrl_c_helpers import press_ctrl_c, sigint_handled_by
 from training_helpers import tiny_config
 
 from mdm.checkpoint import store as checkpoint_store
@@ -19,34 +17,19 @@ from mdm.train import loop as training_loop
 STEPS_PER_EPOCH = 10  # training_helpers.tiny_config
 
 
-@contextlib.contextmanager
-def python_handles_sigint():
-    """SIGINT raising KeyboardInterrupt inside, as in a terminal's foreground process."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def press_ctrl_c():
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(0.01)  # Python runs the handler here
-
-
 def test_first_press_is_recorded_and_raised_on_leaving():
-    with python_handles_sigint(), pytest.raises(KeyboardInterrupt):
-        with interruption.ctrl_c_at_batch_end() as ctrl_c:
-            press_ctrl_c()
-            assert ctrl_c.requested
-            with pytest.raises(KeyboardInterrupt):
-                ctrl_c.on_train_batch_end(0)
-    with python_handles_sigint():
+    with sigint_handled_by(signal.default_int_handler):
+        with pytest.raises(KeyboardInterrupt):
+            with interruption.ctrl_c_at_batch_end() as ctrl_c:
+                press_ctrl_c()
+                assert ctrl_c.requested
+                with pytest.raises(KeyboardInterrupt):
+                    ctrl_c.on_train_batch_end(0)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_second_press_interrupts_at_once():
-    with python_handles_sigint():
+    with sigint_handled_by(signal.default_int_handler):
         with pytest.raises(KeyboardInterrupt):
             with interruption.ctrl_c_at_batch_end():
                 press_ctrl_c()
@@ -56,7 +39,7 @@ def test_second_press_interrupts_at_once():
 
 
 def test_no_press_changes_nothing():
-    with python_handles_sigint():
+    with sigint_handled_by(signal.default_int_handler):
         with interruption.ctrl_c_at_batch_end() as ctrl_c:
             ctrl_c.on_train_batch_end(0)
             ctrl_c.on_epoch_end(0)
@@ -83,7 +66,7 @@ def test_training_stops_where_the_press_is_taken(synthetic_h36m, tmp_path, monke
     monkeypatch.setenv(faults.ENV_VAR, fault)
     monkeypatch.setattr(faults._Counter, "counts", {})  # pylint: disable=protected-access
     config = tiny_config(synthetic_h36m(8, 2), tmp_path, epochs=3)
-    with python_handles_sigint(), pytest.raises(KeyboardInterrupt):
+    with sigint_handled_by(signal.default_int_handler), pytest.raises(KeyboardInterrupt):
         training_loop.train(config)
     assert checkpoint_store.available_steps(str(tmp_path)) == [STEPS_PER_EPOCH]
     with open(tmp_path / "results.json", encoding="utf-8") as handle:
