@@ -3,18 +3,15 @@ flags defined from the option fields of a config dataclass and read back into on
 parsing that answers a bad flag with one line, list flags of integers, and the one
 error-exit wrapper."""
 
-import contextlib
 import os
 import shlex
-import signal
 import sys
-import threading
 import types
 
 from absl import flags
 from absl import logging as absl_logging
 
-from mdm.core import options
+from mdm.core import options, sigint
 from mdm.core.errors import UserError
 
 _BOOLEAN_WORDS = {"true": "true", "false": "false", "1": "true", "0": "false"}
@@ -170,7 +167,8 @@ def exit_on_user_error(run, show_traceback=False, on_interrupt=None):
     traceback instead when `show_traceback`); 130 on Ctrl-C, with one line that
     `on_interrupt()` may complete (e.g. which checkpoint was kept).
     """
-    with _recording_ctrl_c() as ctrl_c:
+    ctrl_c = types.SimpleNamespace(pressed=False)
+    with sigint.sigint_wrapped(_remembering(ctrl_c)):
         try:
             run()
         except UserError as err:
@@ -196,29 +194,15 @@ def exit_on_user_error(run, show_traceback=False, on_interrupt=None):
     return 0
 
 
-@contextlib.contextmanager
-def _recording_ctrl_c():
-    """While inside, a Ctrl-C still raises KeyboardInterrupt and is also remembered.
-
-    Python's own handler is wrapped only where it is the one in place (not where SIGINT is
-    ignored or handled by someone else) and only in the main thread, the only one that may
-    set signal handlers.
-    """
-    ctrl_c = types.SimpleNamespace(pressed=False)
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield ctrl_c
-        return
-
-    def remember_and_interrupt(signum, frame):
-        ctrl_c.pressed = True
-        signal.default_int_handler(signum, frame)
-
-    signal.signal(signal.SIGINT, remember_and_interrupt)
-    try:
-        yield ctrl_c
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+def _remembering(ctrl_c):
+    """A SIGINT wrapper (mdm.core.sigint) that sets `ctrl_c.pressed`, then does what the
+    handler in place does (Python's own raises KeyboardInterrupt)."""
+    def wrap(previous):
+        def remember_and_pass_on(signum, frame):
+            ctrl_c.pressed = True
+            previous(signum, frame)
+        return remember_and_pass_on
+    return wrap
 
 
 def _interrupted(on_interrupt):

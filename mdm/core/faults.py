@@ -1,9 +1,10 @@
 """Fault injection for the reliability tests: lets a test kill training at a named point.
 
 Set MDM_FAULT_INJECTION="<point>:<n>" and the process sends itself SIGKILL the n-th time
-it reaches `point(<point>)`; "<point>:<n>:INT" sends SIGINT instead (a Ctrl-C). Points: "batch" (after a training step), "evaluation"
-(inside the per-epoch evaluation), "checkpoint_written" (checkpoint files written, state
-file not yet updated). Unset, every call is a no-op.
+it reaches `point(<point>)`; "<point>:<n>:INT" sends SIGINT instead (a Ctrl-C). Points:
+"batch" (after a training step), "evaluation" (inside the per-epoch evaluation),
+"checkpoint_written" (checkpoint files written, state file not yet updated). Unset, every
+call is a no-op.
 """
 
 import os

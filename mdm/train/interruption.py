@@ -12,10 +12,10 @@ interrupts at once, as Python would.
 
 import contextlib
 import logging
-import signal
-import threading
 
 import keras
+
+from mdm.core import sigint
 
 LOG = logging.getLogger(__name__)
 
@@ -44,28 +44,20 @@ class Interruption(keras.callbacks.Callback):
 @contextlib.contextmanager
 def ctrl_c_at_batch_end():
     """While inside, Ctrl-C sets the yielded Interruption's `requested` instead of
-    raising; one still pending on leaving is raised then.
-
-    SIGINT is taken over only in the main thread (the only one that may set handlers)
-    and only where a Python handler is in place: an ignored SIGINT (`command &`) stays
-    ignored.
+    raising; one still pending on leaving is raised then. Where SIGINT is not Python's
+    to take (mdm.core.sigint), nothing changes.
     """
     interruption = Interruption()
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
-        yield interruption
-        return
 
-    def request_stop(signum, frame):
-        if interruption.requested:
-            previous(signum, frame)  # the second Ctrl-C: as without this handler
-            return
-        interruption.requested = True
-        LOG.warning("Ctrl-C: stopping at the next batch end; press again to stop at once")
+    def wrap(previous):
+        def request_stop(signum, frame):
+            if interruption.requested:
+                previous(signum, frame)  # the second Ctrl-C: as without this handler
+                return
+            interruption.requested = True
+            LOG.warning("Ctrl-C: stopping at the next batch end; press again to stop at once")
+        return request_stop
 
-    signal.signal(signal.SIGINT, request_stop)
-    try:
+    with sigint.sigint_wrapped(wrap):
         yield interruption
-    finally:
-        signal.signal(signal.SIGINT, previous)
     interruption.raise_if_requested()
